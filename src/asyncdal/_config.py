@@ -1,0 +1,149 @@
+"""Settings: where the database is and how the connection pool behaves."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from asyncdal._errors import ConfigurationError
+
+__all__ = ["Settings", "mask_url", "normalize_url"]
+
+_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url`` and make it use the asyncpg driver.
+
+    ``postgres://`` and ``postgresql://`` (as libpq and many platforms write them) become
+    ``postgresql+asyncpg://``. Any other driver raises :class:`ConfigurationError`.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        # The original message may echo the URL, password included: do not chain it.
+        raise ConfigurationError("invalid database URL: it cannot be parsed") from None
+    if parsed.drivername not in _DRIVERS:
+        raise ConfigurationError(
+            f"unsupported database URL scheme {parsed.drivername!r}: "
+            "use postgresql+asyncpg:// (or postgresql://)"
+        )
+    return parsed.set(drivername="postgresql+asyncpg")
+
+
+def mask_url(url: str | URL) -> str:
+    """Render ``url`` with its password replaced by ``***``: safe for logs and messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<unparsable URL>"
+
+
+@dataclass(frozen=True, kw_only=True, repr=False)
+class Settings:
+    """How to reach the database and size the pool.
+
+    Build one with :meth:`from_env` or directly; :meth:`Database.from_url` accepts the same
+    fields as keyword arguments.
+
+    Attributes:
+        url: the database URL (``postgresql+asyncpg://user:password@host/db``).
+        pool_size: connections kept open in the pool.
+        max_overflow: extra connections opened under load, closed when returned.
+        pool_timeout: seconds to wait for a free connection before
+            :class:`DatabaseUnavailableError`.
+        pool_recycle: seconds after which a connection is replaced (``-1``: never).
+        pool_pre_ping: test each connection when it is checked out (one round trip) so a
+            restarted server costs no failed request.
+        statement_timeout: seconds a statement may run on the server (``None``: no limit).
+        connect_timeout: seconds to wait while opening a connection.
+        application_name: shown in ``pg_stat_activity``, so the layer's queries can be found.
+        echo: log every statement (SQLAlchemy's ``echo``).
+    """
+
+    url: URL
+    pool_size: int = 10
+    max_overflow: int = 10
+    pool_timeout: float = 30.0
+    pool_recycle: float = 1800.0
+    pool_pre_ping: bool = True
+    statement_timeout: float | None = None
+    connect_timeout: float = 10.0
+    application_name: str = "asyncdal"
+    echo: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "url", normalize_url(self.url))
+        if self.pool_size < 1:
+            raise ConfigurationError(f"pool_size must be at least 1, got {self.pool_size}")
+        if self.max_overflow < 0:
+            raise ConfigurationError(f"max_overflow must be >= 0, got {self.max_overflow}")
+        for name in ("pool_timeout", "connect_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.statement_timeout is not None and self.statement_timeout <= 0:
+            raise ConfigurationError(
+                f"statement_timeout must be positive or None, got {self.statement_timeout}"
+            )
+
+    @property
+    def capacity(self) -> int:
+        """The most connections the pool will open at once."""
+        return self.pool_size + self.max_overflow
+
+    def __repr__(self) -> str:
+        values = ", ".join(
+            f"{f.name}={mask_url(self.url) if f.name == 'url' else getattr(self, f.name)!r}"
+            for f in fields(self)
+        )
+        return f"Settings({values})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read settings from the environment.
+
+        ``DATABASE_URL`` is required. Optional: ``ASYNCDAL_POOL_SIZE``,
+        ``ASYNCDAL_MAX_OVERFLOW``, ``ASYNCDAL_POOL_TIMEOUT``, ``ASYNCDAL_POOL_RECYCLE``,
+        ``ASYNCDAL_POOL_PRE_PING``, ``ASYNCDAL_STATEMENT_TIMEOUT``,
+        ``ASYNCDAL_CONNECT_TIMEOUT``, ``ASYNCDAL_APPLICATION_NAME``, ``ASYNCDAL_ECHO``.
+        Keyword ``overrides`` win over the environment.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        url = env.get("DATABASE_URL")
+        if url:
+            values["url"] = url
+        for f in fields(cls):
+            raw = env.get(f"ASYNCDAL_{f.name.upper()}")
+            if raw is None or f.name == "url":
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        values.update(overrides)
+        if "url" not in values:
+            raise ConfigurationError("DATABASE_URL is not set")
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, annotation: object) -> object:
+    """Convert one environment variable to the field's type, or say which variable is wrong."""
+    kind = str(annotation)
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return lowered in {"1", "true", "yes", "on"}
+        if kind == "int":
+            return int(raw)
+        if kind.startswith("float"):
+            if kind.endswith("None") and raw.strip().lower() in {"", "none"}:
+                return None
+            return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"ASYNCDAL_{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

@@ -1,0 +1,99 @@
+"""Run asyncdal's Alembic migrations from code, for services that embed the layer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import URL, Connection
+
+from asyncdal._database import Database
+from asyncdal._error_mapping import wrap_errors
+from asyncdal._models import Base
+
+__all__ = ["alembic_config", "check_schema", "current_revision", "downgrade", "upgrade"]
+
+#: Where the migration scripts live inside the installed package.
+SCRIPT_LOCATION = "asyncdal:migrations"
+
+
+def alembic_config() -> Config:
+    """An Alembic ``Config`` for asyncdal's scripts, with no ini file and no URL."""
+    config = Config()
+    config.set_main_option("script_location", SCRIPT_LOCATION)
+    # Leave the host application's logging alone.
+    config.attributes["configure_logger"] = False
+    return config
+
+
+@asynccontextmanager
+async def _database(target: Database | str | URL) -> AsyncIterator[Database]:
+    if isinstance(target, Database):
+        yield target
+        return
+    db = Database.from_url(target, pool_size=1, max_overflow=0)
+    try:
+        yield db
+    finally:
+        await db.dispose()
+
+
+async def _run(target: Database | str | URL, fn: Callable[[Connection], Any]) -> Any:
+    """Run ``fn`` on one connection of ``target`` inside a transaction."""
+    async with _database(target) as db, db.engine.begin() as conn:
+        with wrap_errors():
+            return await conn.run_sync(fn)
+
+
+def _with_connection(connection: Connection) -> Config:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    return config
+
+
+async def upgrade(target: Database | str | URL, revision: str = "head") -> None:
+    """Upgrade the schema of ``target`` (a :class:`Database` or a URL) to ``revision``.
+
+    Example::
+
+        await asyncdal.upgrade(db)            # the same as `alembic upgrade head`
+    """
+    await _run(target, lambda conn: command.upgrade(_with_connection(conn), revision))
+
+
+async def downgrade(target: Database | str | URL, revision: str) -> None:
+    """Downgrade the schema of ``target`` to ``revision`` (``"base"`` removes every table)."""
+    await _run(target, lambda conn: command.downgrade(_with_connection(conn), revision))
+
+
+async def current_revision(target: Database | str | URL) -> str | None:
+    """The revision ``target`` is at, or ``None`` when it was never migrated."""
+    return await _run(  # type: ignore[no-any-return]
+        target, lambda conn: MigrationContext.configure(conn).get_current_revision()
+    )
+
+
+def head_revision() -> str | None:
+    """The newest revision among asyncdal's migration scripts."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+async def check_schema(target: Database | str | URL) -> list[Any]:
+    """Differences between the models and the migrated schema of ``target``: empty when in sync.
+
+    The same comparison as ``alembic check``; a service can call it at start-up.
+    """
+
+    def compare(conn: Connection) -> list[Any]:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return list(compare_metadata(context, Base.metadata))
+
+    return await _run(target, compare)  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""Alembic migration scripts for asyncdal's schema (``script_location = asyncdal:migrations``)."""
