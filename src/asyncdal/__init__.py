@@ -23,6 +23,7 @@ from asyncdal._errors import (
     NotFoundError,
     QueryTimeoutError,
 )
+from asyncdal._migrate import check_schema, current_revision, downgrade, head_revision, upgrade
 from asyncdal._models import (
     Base,
     Follow,
@@ -71,4 +72,9 @@ __all__ = [
     "Settings",
     "User",
     "__version__",
+    "check_schema",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "upgrade",
 ]
