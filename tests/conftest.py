@@ -19,8 +19,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from asyncdal import Base, DALSession, Database
-from asyncdal._migrate import upgrade
+from asyncdal import Base, DALSession, Database, EmbeddedPostgres, upgrade
 from tests.factories import current_session
 
 TEST_APPLICATION_NAME = "asyncdal-tests"
@@ -38,8 +37,6 @@ def server_url() -> Iterator[str]:
     if url:
         yield url
         return
-    from asyncdal._embedded import EmbeddedPostgres
-
     with EmbeddedPostgres() as pg:
         yield pg.url
 

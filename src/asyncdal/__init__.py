@@ -6,6 +6,7 @@ own ``AsyncSession``: ``await db.gather(...)`` is the obvious way to fan out que
 
 from asyncdal._config import Settings
 from asyncdal._database import Database
+from asyncdal._embedded import EmbeddedPostgres
 from asyncdal._errors import (
     AsyncDALError,
     CheckViolationError,
@@ -53,6 +54,7 @@ __all__ = [
     "Database",
     "DatabaseUnavailableError",
     "DuplicateError",
+    "EmbeddedPostgres",
     "EmbeddedPostgresError",
     "Follow",
     "ForeignKeyError",
