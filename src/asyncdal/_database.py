@@ -5,16 +5,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar, Unpack, overload
 
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from asyncdal._concurrency import GatherOptions, Read, gather_reads
 from asyncdal._config import Settings, mask_url
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._session import DALSession
 
 __all__ = ["Database"]
+
+T1 = TypeVar("T1")
+T2 = TypeVar("T2")
+T3 = TypeVar("T3")
+T4 = TypeVar("T4")
+T5 = TypeVar("T5")
+T6 = TypeVar("T6")
 
 
 class Database:
@@ -86,6 +94,98 @@ class Database:
             with wrap_errors():
                 yield session
                 await session.commit()
+
+    @overload
+    async def gather(self, r1: Read[T1], /, **options: Unpack[GatherOptions]) -> tuple[T1]: ...
+    @overload
+    async def gather(
+        self, r1: Read[T1], r2: Read[T2], /, **options: Unpack[GatherOptions]
+    ) -> tuple[T1, T2]: ...
+    @overload
+    async def gather(
+        self, r1: Read[T1], r2: Read[T2], r3: Read[T3], /, **options: Unpack[GatherOptions]
+    ) -> tuple[T1, T2, T3]: ...
+    @overload
+    async def gather(
+        self,
+        r1: Read[T1],
+        r2: Read[T2],
+        r3: Read[T3],
+        r4: Read[T4],
+        /,
+        **options: Unpack[GatherOptions],
+    ) -> tuple[T1, T2, T3, T4]: ...
+    @overload
+    async def gather(
+        self,
+        r1: Read[T1],
+        r2: Read[T2],
+        r3: Read[T3],
+        r4: Read[T4],
+        r5: Read[T5],
+        /,
+        **options: Unpack[GatherOptions],
+    ) -> tuple[T1, T2, T3, T4, T5]: ...
+    @overload
+    async def gather(
+        self,
+        r1: Read[T1],
+        r2: Read[T2],
+        r3: Read[T3],
+        r4: Read[T4],
+        r5: Read[T5],
+        r6: Read[T6],
+        /,
+        **options: Unpack[GatherOptions],
+    ) -> tuple[T1, T2, T3, T4, T5, T6]: ...
+    @overload
+    async def gather(
+        self, *reads: Read[Any], **options: Unpack[GatherOptions]
+    ) -> tuple[Any, ...]: ...
+    async def gather(
+        self,
+        *reads: Read[Any],
+        consistent: bool = False,
+        timeout: float | None = None,  # noqa: ASYNC109 (a group deadline, applied with asyncio.timeout)
+        limit: int | None = None,
+    ) -> tuple[Any, ...]:
+        """Run ``reads`` concurrently, each in its own session; the results in order.
+
+        Each read is a callable that takes a session and returns an awaitable, e.g.
+        ``lambda s: SocialQueries(s).top_users(limit=5)``. It runs in a session of its own
+        (its own connection), inside a read-only transaction that is rolled back, never
+        committed. Sharing one session between concurrent tasks is the mistake this replaces.
+
+        Args:
+            reads: the reads; their results come back in the same order.
+            consistent: all reads see one snapshot of the database. The first read's
+                transaction (REPEATABLE READ READ ONLY) exports it with
+                ``pg_export_snapshot()``; the others import it with ``SET TRANSACTION
+                SNAPSHOT``. The cost: one extra round trip per read, every read at REPEATABLE
+                READ, the first read's connection held until the last read has imported the
+                snapshot, and all the group's connections reserved together before it starts
+                (it may wait longer for them, and needs at least two).
+            timeout: seconds for the whole group. When it passes, the reads are cancelled,
+                their queries are cancelled on the server too, and :class:`QueryTimeoutError`
+                is raised.
+            limit: at most this many reads of this call run at once. Whatever the limit,
+                reads of all ``gather`` calls of this ``Database`` together hold at most
+                ``capacity - capacity // 5`` connections (at least one), so the rest of the
+                service still gets connections. More reads than that queue; they do not fail.
+
+        The first read that fails cancels the others, and its exception is raised (driver
+        errors mapped to the layer's, e.g. :class:`NotFoundError`). Every session is closed and
+        every connection returned before ``gather`` returns or raises, also when it is
+        cancelled.
+
+        Example::
+
+            top, trending = await db.gather(
+                lambda s: SocialQueries(s).top_users(limit=5),
+                lambda s: SocialQueries(s).trending_hashtags(days=7),
+            )
+        """
+        return await gather_reads(self, reads, consistent=consistent, timeout=timeout, limit=limit)
 
     async def dispose(self) -> None:
         """Close every pooled connection. The database can still be used afterwards."""

@@ -1,0 +1,248 @@
+"""Fan-out: run reads concurrently, each in its own ``AsyncSession`` (``db.gather``).
+
+The right way to do what seeds 002 and 003 get wrong: every concurrent read gets its own session
+(and so its own connection) from the one ``async_sessionmaker``. Reads of one ``Database`` share
+a bound below the pool's capacity, so a fan-out queues instead of starving the other users of
+the pool; a group of reads is a ``TaskGroup``, so the first failure cancels the rest and every
+session is closed, whatever happens, before ``gather`` returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar
+
+from sqlalchemy import func, select, text
+
+from asyncdal._error_mapping import wrap_errors
+from asyncdal._errors import InvalidQueryError, QueryTimeoutError
+from asyncdal._session import DALSession
+
+if TYPE_CHECKING:
+    from asyncdal._database import Database
+
+__all__ = ["GatherOptions", "Read", "gather_reads", "gather_slots"]
+
+T = TypeVar("T")
+
+#: One read: called with its own session, returns an awaitable of its result.
+Read = Callable[[DALSession], Awaitable[T]]
+
+
+class GatherOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Database.gather`."""
+
+    consistent: bool
+    timeout: float | None
+    limit: int | None
+
+
+# Reads never write: BEGIN ... READ ONLY, and the transaction is rolled back when the session
+# closes. asyncpg folds these options into its BEGIN, so they cost no extra round trip.
+_READ_ONLY: dict[str, Any] = {"postgresql_readonly": True}
+_SNAPSHOT_READ: dict[str, Any] = {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"}
+
+# What pg_export_snapshot() returns: hex fields joined by dashes ("00000003-0000001B-1").
+_SNAPSHOT_ID = re.compile(r"\A[0-9A-F]{1,16}(?:-[0-9A-F]{1,16}){1,2}\Z")
+
+
+def gather_slots(capacity: int) -> int:
+    """How many connections reads of ``db.gather`` may hold at once, all calls together.
+
+    A fifth of the pool's capacity (at least one connection) stays free for the other users
+    of the same ``Database``, so a large fan-out never makes them wait out the pool timeout.
+    """
+    return max(1, capacity - max(1, capacity // 5))
+
+
+class _Slots:
+    """A first-come, first-served counting limiter that can take several slots at once.
+
+    ``asyncio.Semaphore`` takes one slot per call; a consistent fan-out needs all of its
+    connections together, or two of them could each hold part and wait forever for the rest.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._free = total
+        self._waiters: deque[tuple[int, asyncio.Future[None]]] = deque()
+
+    async def acquire(self, count: int) -> None:
+        if not self._waiters and self._free >= count:
+            self._free -= count
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (count, waiter)
+        self._waiters.append(entry)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release(count)  # granted just as we were cancelled: give it back
+            else:
+                self._waiters.remove(entry)
+                self._wake()  # we may have been the head blocking smaller requests
+            raise
+
+    def release(self, count: int) -> None:
+        self._free += count
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0][0] <= self._free:
+            count, waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._free -= count
+                waiter.set_result(None)
+
+
+# One limiter per Database and event loop (asyncio primitives belong to one loop).
+_limiters: weakref.WeakKeyDictionary[Database, tuple[asyncio.AbstractEventLoop, _Slots]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _limiter(db: Database) -> _Slots:
+    loop = asyncio.get_running_loop()
+    found = _limiters.get(db)
+    if found is None or found[0] is not loop:
+        found = (loop, _Slots(gather_slots(db.settings.capacity)))
+        _limiters[db] = found
+    return found[1]
+
+
+class _SharedSnapshot:
+    """One exported snapshot, and the count of transactions still to import it."""
+
+    def __init__(self, importers: int) -> None:
+        self.snapshot_id: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending = importers
+        self.all_imported = asyncio.Event()
+        if importers == 0:
+            self.all_imported.set()
+
+    def imported(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self.all_imported.set()
+
+
+async def _run_read(db: Database, read: Read[T], role: str, shared: _SharedSnapshot | None) -> T:
+    """Run one read in a session of its own, inside a read-only transaction never committed."""
+    async with db.sessionmaker() as session:
+        with wrap_errors():
+            if shared is None:
+                await session.connection(execution_options=_READ_ONLY)
+            elif role == "export":
+                await session.connection(execution_options=_SNAPSHOT_READ)
+                snapshot_id = (
+                    await session.execute(select(func.pg_export_snapshot()))
+                ).scalar_one()
+                shared.snapshot_id.set_result(snapshot_id)
+            else:
+                snapshot_id = await shared.snapshot_id
+                if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+                    raise RuntimeError(f"unexpected snapshot id from the server: {snapshot_id!r}")
+                await session.connection(execution_options=_SNAPSHOT_READ)
+                # SET TRANSACTION SNAPSHOT takes no bind parameter. The id is inlined, but it
+                # comes from the server's pg_export_snapshot() and was checked above to be
+                # hex digits and dashes only, so it cannot carry SQL.
+                await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
+                shared.imported()
+            result = await read(session)
+            if role == "export" and shared is not None:
+                # The snapshot lives as long as the exporting transaction: keep it open until
+                # every other read has imported it.
+                await shared.all_imported.wait()
+            return result
+
+
+def _check(reads: Sequence[object], timeout: float | None, limit: int | None) -> None:
+    for read in reads:
+        if inspect.isawaitable(read):
+            if inspect.iscoroutine(read):
+                read.close()  # no "never awaited" warning on top of this error
+            raise TypeError(
+                "db.gather() takes callables that receive a session, e.g. "
+                "`lambda s: SocialQueries(s).top_users()`, not awaitables: an awaitable "
+                "created outside gather() would not run in a session of its own"
+            )
+        if not callable(read):
+            raise TypeError(f"db.gather() takes callables, got {type(read).__name__}")
+    if timeout is not None and not timeout > 0:
+        raise InvalidQueryError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidQueryError(f"limit must be a positive integer or None, got {limit!r}")
+
+
+async def gather_reads(
+    db: Database,
+    reads: Sequence[Read[Any]],
+    *,
+    consistent: bool = False,
+    timeout: float | None = None,  # noqa: ASYNC109 (a group deadline, applied with asyncio.timeout)
+    limit: int | None = None,
+) -> tuple[Any, ...]:
+    """Run ``reads`` concurrently, each in its own session; see :meth:`Database.gather`."""
+    _check(reads, timeout, limit)
+    if not reads:
+        return ()
+    slots = _limiter(db)
+    width = min(len(reads), limit or slots.total, slots.total)
+    shared: _SharedSnapshot | None = None
+    if consistent:
+        if len(reads) > 1 and width < 2:
+            raise InvalidQueryError(
+                "consistent=True with several reads needs limit >= 2: one connection holds "
+                "the exported snapshot while the others import it"
+            )
+        shared = _SharedSnapshot(importers=len(reads) - 1)
+    results: list[Any] = [None] * len(reads)
+    failures: list[BaseException] = []
+    local = asyncio.Semaphore(width)
+
+    async def run(index: int, read: Read[Any]) -> None:
+        role = "export" if index == 0 else "import"
+        try:
+            async with local:
+                if shared is None:
+                    await slots.acquire(1)
+                try:
+                    results[index] = await _run_read(db, read, role, shared)
+                finally:
+                    if shared is None:
+                        slots.release(1)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            failures.append(exc)  # in the order they happened: the first is raised
+            raise
+
+    # A consistent group takes all its connections at once (see _Slots); a plain one per read.
+    held = width if shared is not None else 0
+    try:
+        async with asyncio.timeout(timeout):
+            if held:
+                await slots.acquire(held)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for index, read in enumerate(reads):
+                        group.create_task(run(index, read))
+            finally:
+                if held:
+                    slots.release(held)
+    except TimeoutError as exc:
+        raise QueryTimeoutError(
+            f"db.gather() of {len(reads)} reads did not finish within {timeout} s; "
+            "the reads were cancelled, also on the server"
+        ) from exc
+    except BaseExceptionGroup:
+        if failures:
+            raise failures[0] from failures[0].__cause__
+        raise
+    return tuple(results)
