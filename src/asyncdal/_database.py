@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack, overload
@@ -14,6 +14,7 @@ from asyncdal._concurrency import GatherOptions, Read, gather_reads
 from asyncdal._config import Settings, mask_url
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._session import DALSession
+from asyncdal._transaction import run_transaction
 
 __all__ = ["Database"]
 
@@ -186,6 +187,35 @@ class Database:
             )
         """
         return await gather_reads(self, reads, consistent=consistent, timeout=timeout, limit=limit)
+
+    async def transaction(
+        self,
+        fn: Callable[[DALSession], Awaitable[T1]],
+        *,
+        retries: int = 3,
+        isolation: str | None = None,
+    ) -> T1:
+        """Run ``fn(session)`` in its own session and transaction, commit, return its result.
+
+        A serialization failure or deadlock (SQLSTATE 40001/40P01) rolls back and runs ``fn``
+        again in a new session, up to ``retries`` more times, after a jittered exponential
+        backoff; then :class:`ConcurrencyError` (with ``attempts``). Nothing else is retried:
+        other errors are raised at once, mapped to the layer's exceptions. ``fn`` may run more
+        than once, so it must not have side effects outside the database.
+
+        Args:
+            fn: the unit of work, e.g. ``lambda s: OrderRepository(s).place(user_id, items)``.
+            retries: extra attempts after a conflict (``0``: run once).
+            isolation: ``"READ COMMITTED"``, ``"REPEATABLE READ"`` or ``"SERIALIZABLE"``;
+                default: the server's (normally READ COMMITTED).
+
+        Example::
+
+            order = await db.transaction(
+                lambda s: OrderRepository(s).place(user_id, {sku_id: 2}), isolation="SERIALIZABLE"
+            )
+        """
+        return await run_transaction(self.sessionmaker, fn, retries=retries, isolation=isolation)
 
     async def dispose(self) -> None:
         """Close every pooled connection. The database can still be used afterwards."""

@@ -1,0 +1,165 @@
+"""Social: posts with hashtags, likes (which keep ``like_count`` exact) and the feed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm.attributes import set_committed_value
+
+from asyncdal._error_mapping import wrap_errors
+from asyncdal._errors import InvalidQueryError
+from asyncdal._models import Follow, Hashtag, Like, Post, PostHashtag
+from asyncdal._repositories.base import Repository
+from asyncdal._repositories.filters import parse_order
+from asyncdal._repositories.pagination import (
+    Page,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    keyset_condition,
+)
+
+__all__ = ["HashtagRepository", "PostRepository", "normalize_tags"]
+
+#: The longest tag the ``hashtags.tag`` column holds.
+MAX_TAG = 100
+
+
+def normalize_tags(tags: Iterable[str]) -> list[str]:
+    """Tags as stored: ``#`` and surrounding spaces stripped, lower case, unique, sorted.
+
+    Sorted, so concurrent posts upsert shared tags in the same order and cannot deadlock.
+    """
+    normalized = set()
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise InvalidQueryError(f"hashtags must be strings, got {tag!r}")
+        clean = tag.strip().lstrip("#").strip().lower()
+        if not clean or len(clean) > MAX_TAG or "\x00" in clean:
+            raise InvalidQueryError(
+                f"invalid hashtag {tag!r}: 1 to {MAX_TAG} characters after stripping '#'"
+            )
+        normalized.add(clean)
+    return sorted(normalized)
+
+
+class HashtagRepository(Repository[Hashtag]):
+    """Hashtags (lower case, without ``#``)."""
+
+    model = Hashtag
+    filter_fields = frozenset({"id", "tag"})
+    sort_fields = frozenset({"id", "tag"})
+    upsert_keys = (("tag",),)
+
+    async def ensure(self, tags: Iterable[str]) -> list[Hashtag]:
+        """The hashtags for ``tags`` (normalised), inserting the missing ones; sorted by tag.
+
+        One ``INSERT ... ON CONFLICT (tag) DO UPDATE ... RETURNING``: concurrent callers with
+        the same new tag both get its row, neither gets a duplicate error.
+        """
+        clean = normalize_tags(tags)
+        if not clean:
+            return []
+        stmt = insert(Hashtag).values([{"tag": tag} for tag in clean])
+        # DO UPDATE (a no-op rewrite) rather than DO NOTHING, so RETURNING includes old rows.
+        stmt = stmt.on_conflict_do_update(index_elements=["tag"], set_={"tag": stmt.excluded.tag})
+        with wrap_errors():
+            rows = await self.session.scalars(stmt.returning(Hashtag))
+            return sorted(rows.all(), key=lambda h: h.tag)
+
+
+class PostRepository(Repository[Post]):
+    """Posts: create with hashtags, like and unlike, and a user's feed.
+
+    ``like``/``unlike`` change the like row and the post's ``like_count`` in one statement,
+    so the counter always equals the number of likes. Posts already loaded in the session
+    keep their old ``like_count``: ``await session.refresh(post)`` to see the new one.
+    """
+
+    model = Post
+    filter_fields = frozenset({"id", "author_id", "body", "like_count", "created_at"})
+    sort_fields = frozenset({"id", "like_count", "created_at"})
+
+    async def create(self, *, author_id: int, body: str, tags: Iterable[str] = ()) -> Post:
+        """Insert a post and link its hashtags (normalised, upserted).
+
+        The returned post has ``hashtags`` loaded, sorted by tag.
+        """
+        clean = normalize_tags(tags)
+        post = await self.add(Post(author_id=author_id, body=body))
+        hashtags = await HashtagRepository(self.session).ensure(clean)
+        if hashtags:
+            links = [{"post_id": post.id, "hashtag_id": h.id} for h in hashtags]
+            with wrap_errors():
+                await self.session.execute(insert(PostHashtag).values(links))
+        set_committed_value(post, "hashtags", hashtags)
+        return post
+
+    async def like(self, user_id: int, post_id: int) -> bool:
+        """``user_id`` likes ``post_id``; ``True`` if this call added the like.
+
+        Idempotent: liking again returns ``False`` and changes nothing. An unknown user or
+        post is a :class:`ForeignKeyError`.
+        """
+        added = (
+            insert(Like)
+            .values(user_id=user_id, post_id=post_id)
+            .on_conflict_do_nothing()
+            .returning(Like.post_id)
+            .cte("added")
+        )
+        bump = (
+            update(Post)
+            .where(Post.id.in_(select(added.c.post_id)))
+            .values(like_count=Post.like_count + 1)
+            .returning(Post.id)
+            .cte("bumped")
+        )
+        with wrap_errors():
+            return bool(
+                await self.session.scalar(select(func.count()).select_from(added).add_cte(bump))
+            )
+
+    async def unlike(self, user_id: int, post_id: int) -> bool:
+        """Remove ``user_id``'s like of ``post_id``; ``False`` if there was none."""
+        removed = (
+            delete(Like)
+            .where(Like.user_id == user_id, Like.post_id == post_id)
+            .returning(Like.post_id)
+            .cte("removed")
+        )
+        drop = (
+            update(Post)
+            .where(Post.id.in_(select(removed.c.post_id)))
+            .values(like_count=Post.like_count - 1)
+            .returning(Post.id)
+            .cte("dropped")
+        )
+        with wrap_errors():
+            return bool(
+                await self.session.scalar(select(func.count()).select_from(removed).add_cte(drop))
+            )
+
+    async def feed(self, user_id: int, *, limit: int = 20, cursor: str | None = None) -> Page[Post]:
+        """Posts by the users ``user_id`` follows, newest first, keyset paginated.
+
+        Pass the page's ``next_cursor`` as ``cursor`` for the next page; posts written
+        meanwhile do not shift it.
+        """
+        size = check_limit(limit, self.max_limit)
+        keys = parse_order("-created_at", self._columns, self.sort_fields, ["id"])
+        followed = select(Follow.followee_id).where(Follow.follower_id == user_id)
+        stmt = (
+            select(Post)
+            .where(Post.author_id.in_(followed))
+            .order_by(Post.created_at.desc(), Post.id.desc())
+        )
+        if cursor is not None:
+            stmt = stmt.where(keyset_condition(keys, decode_cursor(cursor, keys)))
+        with wrap_errors():
+            rows = (await self.session.scalars(stmt.limit(size + 1))).all()
+        items = list(rows[:size])
+        more = len(rows) > size
+        return Page(items, next_cursor=encode_cursor(keys, items[-1]) if more else None, limit=size)
