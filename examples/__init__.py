@@ -1,0 +1,1 @@
+"""Services built on asyncdal, as other teams would write them (not part of the library)."""

@@ -1,0 +1,122 @@
+"""The layer's exceptions as HTTP responses.
+
+Every error body has the same shape, ``{"error": <code>, "detail": <message>}``, plus fields
+that help the client act (the short product of an order). Only messages the layer writes for
+callers reach a client: an unexpected exception becomes a generic 500 and is logged here, so
+no stack trace, SQL text or driver message ever leaves the service.
+
+==============================  ======  ===================================================
+exception                       status  why
+==============================  ======  ===================================================
+``RequestValidationError``      422     a parameter or body failed pydantic validation
+``InvalidQueryError``           422     an unknown filter field, operator or sort key, or a
+                                        bad cursor: the message names what is allowed
+``NotFoundError``               404
+``InsufficientStockError``      409     with ``product_id``, ``requested``, ``available``
+``ConflictError`` (duplicate,   409     with the violated ``constraint``
+FK, check)
+``DatabaseUnavailableError``    503     with ``Retry-After``: the pool or server is gone
+``ConcurrencyError``            503     with ``Retry-After``: retries of a serialization
+                                        failure ran out; the request may succeed again
+``QueryTimeoutError``           504     the database answered too slowly (an upstream
+                                        timeout, distinct from "down")
+any other ``AsyncDALError``     500     generic message; the exception is logged
+any other ``Exception``         500     generic message; the exception is logged
+==============================  ======  ===================================================
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from asyncdal import (
+    AsyncDALError,
+    CheckViolationError,
+    ConcurrencyError,
+    ConflictError,
+    DatabaseUnavailableError,
+    DuplicateError,
+    ForeignKeyError,
+    InsufficientStockError,
+    InvalidQueryError,
+    NotFoundError,
+    QueryTimeoutError,
+)
+
+__all__ = ["INTERNAL_ERROR_MESSAGE", "install_error_handlers"]
+
+logger = logging.getLogger("examples.storefront")
+
+INTERNAL_ERROR_MESSAGE = "internal error: the request could not be completed"
+#: Seconds a client should wait before retrying a 503.
+RETRY_AFTER = "1"
+
+
+_CONFLICT_CODES: dict[type[ConflictError], str] = {
+    DuplicateError: "duplicate",
+    ForeignKeyError: "foreign_key",
+    CheckViolationError: "check_violation",
+}
+
+
+def _body(status: int, error: str, detail: object, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": error, "detail": detail, **extra}, status_code=status)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    # Location, message and type only: pydantic's "input" and "ctx" would echo the request
+    # back, and "url" is noise for an API client.
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    return _body(422, "invalid_request", errors)
+
+
+async def _layer_error(_: Request, exc: Exception) -> JSONResponse:
+    # Most specific first: InsufficientStockError is a ConflictError.
+    if isinstance(exc, InvalidQueryError):
+        return _body(422, "invalid_query", str(exc))
+    if isinstance(exc, NotFoundError):
+        return _body(404, "not_found", str(exc))
+    if isinstance(exc, InsufficientStockError):
+        return _body(
+            409,
+            "insufficient_stock",
+            str(exc),
+            product_id=exc.product_id,
+            requested=exc.requested,
+            available=exc.available,
+        )
+    if isinstance(exc, ConflictError):
+        code = _CONFLICT_CODES.get(type(exc), "conflict")
+        return _body(409, code, str(exc), constraint=exc.constraint)
+    if isinstance(exc, DatabaseUnavailableError | ConcurrencyError):
+        logger.warning("database unavailable: %s", exc)
+        response = _body(503, "unavailable", "the database is unavailable; retry later")
+        response.headers["Retry-After"] = RETRY_AFTER
+        return response
+    if isinstance(exc, QueryTimeoutError):
+        logger.warning("query timeout: %s", exc)
+        return _body(504, "timeout", "the database did not answer in time")
+    return await _unexpected_error(_, exc)
+
+
+async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error", exc_info=exc)
+    return _body(500, "internal_error", INTERNAL_ERROR_MESSAGE)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers above on ``app``."""
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(AsyncDALError, _layer_error)
+    # Starlette runs an Exception handler in its outermost middleware, after which it
+    # re-raises for the server to log; the client only ever sees the generic body.
+    app.add_exception_handler(Exception, _unexpected_error)
