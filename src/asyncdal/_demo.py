@@ -57,6 +57,7 @@ async def migrate_and_seed(
         # Nothing to write: no progress bar, just say so (seed() checks again, atomically).
         console.print(f"Seeding skipped: the database already has data ({_summary(counts)}).")
         return SeedResult(True, counts, "the database already has data")
+    console.print(f"Seeding the demo dataset (scale {scale:g}, random seed {seed})…")
     started = time.perf_counter()
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("(generating)", total=None)
