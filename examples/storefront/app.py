@@ -18,8 +18,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from asyncdal import ConfigurationError, Database, Settings, upgrade
+from examples.storefront import fanout, routes
 from examples.storefront.errors import install_error_handlers
-from examples.storefront.routes import router
 
 __all__ = ["MIGRATE_ON_START_ENV", "create_app", "migrate_on_start"]
 
@@ -77,5 +77,6 @@ def create_app(
     )
     app.state.db = db
     install_error_handlers(app)
-    app.include_router(router)
+    app.include_router(routes.router)
+    app.include_router(fanout.router)
     return app

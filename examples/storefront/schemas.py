@@ -18,6 +18,7 @@ from asyncdal import OrderStatus
 __all__ = [
     "MAX_ORDER_LINES",
     "MAX_QUANTITY",
+    "Dashboard",
     "ErrorBody",
     "NewOrder",
     "NewUser",
@@ -27,10 +28,17 @@ __all__ = [
     "OrderOut",
     "OrderPage",
     "Overview",
+    "PlatformStatsOut",
+    "PostOut",
     "ProductOut",
     "ProductPage",
+    "ProductSummaryOut",
+    "Profile",
+    "TopUserOut",
+    "TrendingHashtagOut",
     "UserOut",
     "UserPage",
+    "UserSummaryOut",
 ]
 
 #: Most lines one order may have, and most units of one product per line.
@@ -123,14 +131,6 @@ class OrderPage(_Page):
     items: list[OrderOut]
 
 
-class Overview(BaseModel):
-    """``/all/``: the first page of users, orders and products, read concurrently."""
-
-    users: list[UserOut]
-    orders: list[OrderOut]
-    products: list[ProductOut]
-
-
 class NewUser(BaseModel):
     """The body of ``POST /users/``."""
 
@@ -171,3 +171,88 @@ class NewOrder(BaseModel):
     def quantities(self) -> dict[int, int]:
         """``{product_id: quantity}``, as the order repository takes it."""
         return {line.product_id: line.quantity for line in self.items}
+
+
+# -- the read models' results (asyncdal's frozen dataclasses) -------------------------------
+
+
+class UserSummaryOut(_Out):
+    """A user as lists and profiles show it (no e-mail address)."""
+
+    id: int
+    username: str
+    display_name: str
+    follower_count: int
+    verified: bool
+    created_at: datetime
+
+
+class ProductSummaryOut(_Out):
+    """A product with its price and current stock."""
+
+    id: int
+    sku: str
+    name: str
+    price: Decimal
+    stock: int
+
+
+class PostOut(_Out):
+    """A post with its like count."""
+
+    id: int
+    author_id: int
+    body: str
+    like_count: int
+    created_at: datetime
+
+
+class Overview(_Out):
+    """``/all/``: the first page of users, orders and products, read concurrently."""
+
+    users: list[UserSummaryOut]
+    orders: list[OrderOut]
+    products: list[ProductSummaryOut]
+
+
+class TopUserOut(_Out):
+    """A user ranked by followers."""
+
+    id: int
+    username: str
+    display_name: str
+    follower_count: int
+    verified: bool
+
+
+class TrendingHashtagOut(_Out):
+    """A hashtag and how many posts of the window carry it."""
+
+    tag: str
+    post_count: int
+
+
+class PlatformStatsOut(_Out):
+    """Activity over the last ``days`` days."""
+
+    days: int
+    total_posts: int
+    active_users: int
+    total_likes: int
+    avg_likes: Decimal
+
+
+class Dashboard(_Out):
+    """``/dashboard``: seed 002's three reads, run concurrently."""
+
+    top_users: list[TopUserOut]
+    trending_hashtags: list[TrendingHashtagOut]
+    stats: PlatformStatsOut
+
+
+class Profile(_Out):
+    """``GET /users/{id}``: the user, their recent posts and orders, read concurrently."""
+
+    user: UserSummaryOut
+    recent_posts: list[PostOut]
+    recent_orders: list[OrderOut]
