@@ -132,7 +132,8 @@ async def test_concurrent_follow_unfollow_storm_keeps_every_counter_exact(
     created = sum(r for (op, _, _), r in zip(ops, results, strict=True) if op == "follow")
     removed = sum(r for (op, _, _), r in zip(ops, results, strict=True) if op == "unfollow")
     assert created - removed == total
-    assert created > 0 and removed > 0
+    assert created > 0
+    assert removed > 0
 
 
 async def test_concurrent_duplicate_follows_create_exactly_one(committed_db: Database) -> None:

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import func, select
 
 from asyncdal import (
-    Database,
     DALSession,
+    Database,
     DuplicateError,
     InvalidQueryError,
     Order,

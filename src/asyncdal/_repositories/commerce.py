@@ -131,7 +131,7 @@ class OrderRepository(Repository[Order]):
                 lines = select(OrderItem.product_id, OrderItem.quantity).where(
                     OrderItem.order_id == order_id
                 )
-                restock = dict((await self.session.execute(lines)).tuples().all())
+                restock = dict((await self.session.execute(lines)).all())
                 products = await self.session.scalars(
                     select(Product)
                     .where(Product.id.in_(restock))
