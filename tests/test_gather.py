@@ -1,0 +1,200 @@
+"""db.gather: one session per read, results in order, bounded fan-out, the first failure wins."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from asyncdal import (
+    DALSession,
+    Database,
+    InvalidQueryError,
+    NotFoundError,
+    ProfileQueries,
+    QueryTimeoutError,
+    User,
+)
+
+pytestmark = pytest.mark.committed
+
+PID = text("SELECT pg_backend_pid()")
+
+
+async def _pid_after_sleep(s: DALSession, seconds: float) -> int:
+    await s.execute(text("SELECT pg_sleep(:s)").bindparams(s=seconds))
+    return int(await s.scalar(PID) or 0)
+
+
+async def test_results_come_back_in_order_each_read_in_its_own_session(db: Database) -> None:
+    sessions: list[DALSession] = []
+
+    async def read(s: DALSession, value: int) -> int:
+        sessions.append(s)
+        await s.execute(text("SELECT pg_sleep(:t)").bindparams(t=0.01 * (5 - value)))
+        return int(await s.scalar(text("SELECT :v").bindparams(v=value)) or 0)
+
+    a, b, c, d, e = await db.gather(*(lambda s, v=v: read(s, v) for v in range(5)))
+    assert (a, b, c, d, e) == (0, 1, 2, 3, 4)
+    assert len({id(s) for s in sessions}) == 5
+    assert all(isinstance(s, DALSession) for s in sessions)
+    assert await db.gather() == ()
+    assert db.engine.pool.checkedout() == 0
+
+
+async def test_eight_sleeps_run_at_once_on_eight_backends(db: Database) -> None:
+    await db.gather(*[lambda s: _pid_after_sleep(s, 0)] * 8)  # warm the pool
+    start = time.perf_counter()
+    await db.gather(lambda s: _pid_after_sleep(s, 0.2))
+    single = time.perf_counter() - start
+
+    start = time.perf_counter()
+    pids = await db.gather(*[lambda s: _pid_after_sleep(s, 0.2)] * 8)
+    fan_out = time.perf_counter() - start
+
+    assert len(set(pids)) == 8
+    assert fan_out < 2 * single, (fan_out, single)  # sequential would be ~8x
+
+
+async def test_reads_are_read_only_and_never_committed(committed_db: Database) -> None:
+    state = await committed_db.gather(
+        lambda s: s.scalar(text("SELECT current_setting('transaction_read_only')"))
+    )
+    assert state == ("on",)
+    with pytest.raises(DBAPIError, match="read-only transaction"):
+        await committed_db.gather(
+            lambda s: s.execute(text("INSERT INTO hashtags (tag) VALUES ('nope')"))
+        )
+    async with committed_db.session() as s:
+        assert await s.scalar(text("SELECT count(*) FROM hashtags")) == 0
+
+
+async def test_the_first_failure_is_raised_and_cancels_the_rest(db: Database) -> None:
+    async def missing(s: DALSession) -> object:
+        await asyncio.sleep(0.05)
+        return await ProfileQueries(s).user(-42)
+
+    start = time.perf_counter()
+    with pytest.raises(NotFoundError) as caught:
+        await db.gather(lambda s: _pid_after_sleep(s, 3), missing, lambda s: _pid_after_sleep(s, 3))
+    assert time.perf_counter() - start < 1.5  # the 3 s sleeps were cancelled, not awaited
+    assert caught.value.key == -42
+    assert db.engine.pool.checkedout() == 0
+
+
+async def test_driver_errors_are_mapped(db: Database) -> None:
+    async def slow_with_statement_timeout(s: DALSession) -> None:
+        await s.execute(text("SET LOCAL statement_timeout = 20"))
+        await s.execute(text("SELECT pg_sleep(2)"))
+
+    with pytest.raises(QueryTimeoutError) as caught:
+        await db.gather(slow_with_statement_timeout)
+    assert isinstance(caught.value.__cause__, DBAPIError)
+
+
+async def test_arguments_are_checked_before_anything_runs(db: Database) -> None:
+    async def read(s: DALSession) -> int:
+        return 1
+
+    coroutine = read(None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not awaitables"):
+        await db.gather(coroutine)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="callables"):
+        await db.gather(42)  # type: ignore[arg-type]
+    for bad in (0, -1.0, float("nan")):
+        with pytest.raises(InvalidQueryError, match="timeout"):
+            await db.gather(read, timeout=bad)
+    for bad_limit in (0, -3, True, 2.5):
+        with pytest.raises(InvalidQueryError, match="limit"):
+            await db.gather(read, limit=bad_limit)  # type: ignore[arg-type]
+    with pytest.raises(InvalidQueryError, match="limit >= 2"):
+        await db.gather(read, read, consistent=True, limit=1)
+    assert await db.gather(read, consistent=True, limit=1) == (1,)
+
+
+class _Meter:
+    """Counts reads running at once."""
+
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+
+    async def read(self, s: DALSession, seconds: float) -> int:
+        await s.connection()
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        try:
+            return await _pid_after_sleep(s, seconds)
+        finally:
+            self.now -= 1
+
+
+async def test_limit_bounds_one_call(db: Database) -> None:
+    meter = _Meter()
+    pids = await db.gather(*[lambda s: meter.read(s, 0.05)] * 9, limit=3)
+    assert len(pids) == 9
+    assert meter.peak == 3
+
+
+@pytest.fixture
+async def small_db(migrated_url: str) -> AsyncIterator[Database]:
+    """A pool of 4 connections with a 1 s pool timeout: starving it would show."""
+    database = Database.from_url(
+        migrated_url,
+        application_name="asyncdal-gather-small",
+        pool_size=2,
+        max_overflow=2,
+        pool_timeout=1.0,
+    )
+    yield database
+    await database.dispose()
+
+
+async def test_three_times_capacity_queues_and_leaves_room_for_others(small_db: Database) -> None:
+    capacity = small_db.settings.capacity
+    meter = _Meter()
+    other_waits: list[float] = []
+
+    async def other_user() -> None:
+        # Another task of the service: it must get a connection while the fan-out runs,
+        # well within the 1 s pool timeout (each read holds its connection for 0.3 s).
+        await asyncio.sleep(0.1)
+        for _ in range(3):
+            start = time.perf_counter()
+            async with small_db.session() as s:
+                assert await s.scalar(text("SELECT 1")) == 1
+            other_waits.append(time.perf_counter() - start)
+            await asyncio.sleep(0.2)
+
+    reads = [lambda s: meter.read(s, 0.3)] * (3 * capacity)
+    start = time.perf_counter()
+    async with asyncio.TaskGroup() as group:
+        fan_out = group.create_task(small_db.gather(*reads))
+        second = group.create_task(small_db.gather(*reads[:4]))  # shares the same bound
+        group.create_task(other_user())
+    elapsed = time.perf_counter() - start
+
+    assert len(fan_out.result()) == 3 * capacity
+    assert len(second.result()) == 4
+    assert meter.peak == capacity - 1  # one connection kept free, across both calls
+    assert elapsed > 0.3 * (3 * capacity + 4) / (capacity - 1) * 0.9  # they did queue
+    assert len(other_waits) == 3
+    assert max(other_waits) < 0.3  # never waited for a read to give its connection back
+    assert small_db.engine.pool.checkedout() == 0
+
+
+async def test_a_read_may_use_its_session_like_any_other(committed_db: Database) -> None:
+    async with committed_db.session() as s:
+        s.add(User(username="ada", email="ada@example.org"))
+
+    async def two_statements(s: DALSession) -> tuple[Any, Any]:
+        user = (await s.scalars(text("SELECT username FROM users"))).one()
+        count = await s.scalar(text("SELECT count(*) FROM users"))
+        return user, count
+
+    assert await committed_db.gather(two_statements, two_statements) == (("ada", 1), ("ada", 1))
