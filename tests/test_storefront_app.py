@@ -9,8 +9,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import secrets
+import signal
+import socket
+import sys
 from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -20,7 +26,14 @@ from examples.storefront.app import migrate_on_start
 from examples.storefront.errors import INTERNAL_ERROR_MESSAGE
 from sqlalchemy.engine import make_url
 
-from asyncdal import ConfigurationError, Database, Settings, current_revision, head_revision
+from asyncdal import (
+    ConfigurationError,
+    Database,
+    Product,
+    Settings,
+    current_revision,
+    head_revision,
+)
 from tests.conftest import TEST_APPLICATION_NAME
 
 pytestmark = pytest.mark.committed
@@ -214,3 +227,57 @@ async def test_statement_timeout_is_504(committed_db: Database, migrated_url: st
     finally:
         await locker.close()
         await slow.dispose()
+
+
+# -- the real server ---------------------------------------------------------------------------
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_python_m_serves_over_tcp_and_shuts_down_cleanly(
+    committed_db: Database, migrated_url: str
+) -> None:
+    async with committed_db.session() as session:
+        session.add(Product(sku="TCP-1", name="socket", price=Decimal("1.25"), stock=3))
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": migrated_url, "ASYNCDAL_POOL_SIZE": "2"}
+    server = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "examples.storefront",
+        "--port",
+        str(port),
+        "--no-migrate",
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            for _ in range(300):
+                try:
+                    response = await client.get("/products/", params={"sku": "TCP-1"})
+                    break
+                except httpx.TransportError:
+                    assert server.returncode is None, "the server exited"
+                    await asyncio.sleep(0.1)
+            else:
+                pytest.fail("the server did not answer within 30 s")
+            assert response.status_code == 200
+            assert [(p["sku"], p["price"]) for p in response.json()["items"]] == [("TCP-1", "1.25")]
+            bad = await client.get("/products/", params={"limit": "0"})
+            assert bad.status_code == 422
+    finally:
+        if server.returncode is None:
+            server.send_signal(signal.SIGINT)
+        _, stderr = await asyncio.wait_for(server.communicate(), timeout=30)
+    assert server.returncode == 0, stderr.decode()
+    assert b"Application shutdown complete" in stderr
