@@ -40,7 +40,9 @@ async def test_seed_writes_consistent_data_once(committed_db: Database) -> None:
     assert not result.skipped
     counts = await table_counts(committed_db)
     assert counts == result.counts
-    assert counts["users"] == 100 and counts["posts"] == 1000 and counts["orders"] == 200
+    assert counts["users"] == 100
+    assert counts["posts"] == 1000
+    assert counts["orders"] == 200
     assert all(counts[t] > 0 for t in ("follows", "likes", "post_hashtags", "order_items"))
     checks = {
         "follower_count": """SELECT count(*) FROM users u WHERE u.follower_count <>
@@ -64,5 +66,6 @@ async def test_seed_writes_consistent_data_once(committed_db: Database) -> None:
     assert await check_schema(committed_db) == []
 
     again = await seed(committed_db, 0.01, seed=3)
-    assert again.skipped and "already has data" in again.reason
+    assert again.skipped
+    assert "already has data" in again.reason
     assert (await table_counts(committed_db))["posts"] == counts["posts"]

@@ -15,13 +15,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn, TypeVar
 
-import click
 import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from asyncdal._config import mask_url
 from asyncdal._database import Database
+from asyncdal._error_mapping import translate_error
 from asyncdal._errors import AsyncDALError, ConfigurationError
 
 __all__ = ["app", "main"]
@@ -105,9 +105,9 @@ def demo(
     database_url: UrlOption = None,
     scale: ScaleOption = 1.0,
 ) -> None:
-    """Migrate, seed a realistic dataset, run the dashboards sequentially and with db.gather,
-    and show the shared-session mistake being caught.
+    """Migrate, seed, run the seed dashboards two ways, and catch the shared-session mistake.
 
+    The dashboards run sequentially in one session and with db.gather, side by side.
     With no DATABASE_URL a throwaway PostgreSQL server is started and removed at the end.
     """
     from asyncdal._demo import run_demo
@@ -225,19 +225,26 @@ def _fail(message: str, status: int, secret: str | None) -> NoReturn:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``asyncdal`` console script."""
     args = sys.argv[1:] if argv is None else argv
+    args = args or ["--help"]  # no arguments: the help, and success
     secret = _secret(args)
     try:
-        app(args=args, prog_name="asyncdal", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+        status = app(args=args, prog_name="asyncdal", standalone_mode=False)
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.UsageError as exc:
-        hint = " (see `asyncdal --help`)"
-        _fail(f"error: {' '.join(exc.format_message().split())}{hint}", 2, secret)
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, typer.Abort):
         _fail("interrupted; nothing was left running", EXIT_INTERRUPTED, secret)
+    except typer.TyperException as exc:
+        # Typer's (vendored click) usage errors: unknown option or command, bad value.
+        text = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        hint = " (see `asyncdal --help`)"
+        _fail(f"error: {' '.join(text.split())}{hint}", getattr(exc, "exit_code", 2), secret)
     except AsyncDALError as exc:
         _fail(f"error: {_describe(exc)}", 1, secret)
     except Exception as exc:
+        mapped = translate_error(exc)
+        if mapped is not None:  # a driver error that escaped the layer's own mapping
+            mapped.__cause__ = exc
+            _fail(f"error: {_describe(mapped)}", 1, secret)
         # Not an error a user can cause: still one line, with a way to get the traceback.
         if os.environ.get("ASYNCDAL_DEBUG"):
             raise
@@ -247,3 +254,8 @@ def main(argv: list[str] | None = None) -> None:
             1,
             secret,
         )
+    # Typer turns KeyboardInterrupt into the return value 130 when not in standalone mode.
+    if status == EXIT_INTERRUPTED:
+        _fail("interrupted; nothing was left running", EXIT_INTERRUPTED, secret)
+    if isinstance(status, int) and status:
+        raise SystemExit(status)
