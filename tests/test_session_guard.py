@@ -104,34 +104,37 @@ async def _time_selects(s: AsyncSession, n: int) -> float:
 
 
 async def test_the_guard_costs_little(committed_db: Database) -> None:
-    """10k identity-map ``get`` calls, guarded vs a plain AsyncSession, interleaved rounds.
+    """``get`` on a guarded vs a plain AsyncSession, in short alternating rounds.
 
-    No SQL is sent, so the guard's fixed cost is as large a share as it can ever be; a call
-    that goes to the server costs far more. The ratio of the best rounds is printed (see the
-    report) and must stay well under 1.5 even on a loaded machine.
+    Identity-map hits send no SQL, so the guard's fixed cost is as large a share as it can
+    ever be; calls that go to the server (``SELECT 1``) show the normal case. The best round
+    of each is compared, which filters out the noise of a shared machine; the numbers are
+    printed for the report. The round-trip bound is loose on purpose: it only catches a
+    guard that would add real work to every call.
     """
     async with committed_db.session() as s:
         user = User(username="guarded", email="guarded@example.org")
         s.add(user)
     plain_maker = async_sessionmaker(committed_db.engine, expire_on_commit=False)
-    best = {"guarded": float("inf"), "plain": float("inf")}
+    best = dict.fromkeys(["guarded", "plain", "guarded_rt", "plain_rt"], float("inf"))
     async with committed_db.sessionmaker() as guarded, plain_maker() as plain:
         # Hold the instances: the identity map is weak, a dropped instance would be reloaded.
         held = [await guarded.get(User, user.id), await plain.get(User, user.id)]
         assert None not in held
-        for _ in range(5):
-            best["guarded"] = min(best["guarded"], await _time_gets(guarded, user.id, 2000))
-            best["plain"] = min(best["plain"], await _time_gets(plain, user.id, 2000))
-            best["guarded_rt"] = min(best.get("guarded_rt", 1e9), await _time_selects(guarded, 200))
-            best["plain_rt"] = min(best.get("plain_rt", 1e9), await _time_selects(plain, 200))
+        for _ in range(20):
+            best["guarded"] = min(best["guarded"], await _time_gets(guarded, user.id, 500))
+            best["plain"] = min(best["plain"], await _time_gets(plain, user.id, 500))
+            best["plain_rt"] = min(best["plain_rt"], await _time_selects(plain, 50))
+            best["guarded_rt"] = min(best["guarded_rt"], await _time_selects(guarded, 50))
     ratio = best["guarded"] / best["plain"]
     ratio_rt = best["guarded_rt"] / best["plain_rt"]
     print(
-        f"\n10k get() in 5 rounds, best round of 2000: guarded {best['guarded'] * 1e3:.1f} ms, "
-        f"plain {best['plain'] * 1e3:.1f} ms, ratio {ratio:.3f}; "
-        f"1k SELECT 1, best round of 200: guarded {best['guarded_rt'] * 1e3:.1f} ms, "
-        f"plain {best['plain_rt'] * 1e3:.1f} ms, ratio {ratio_rt:.3f}"
+        f"\nget() identity-map hit, best of 20 rounds of 500: guarded "
+        f"{best['guarded'] / 500 * 1e6:.1f} us/call, plain {best['plain'] / 500 * 1e6:.1f} "
+        f"us/call, ratio {ratio:.3f}; SELECT 1, best of 20 rounds of 50: guarded "
+        f"{best['guarded_rt'] / 50 * 1e6:.0f} us/call, plain {best['plain_rt'] / 50 * 1e6:.0f} "
+        f"us/call, ratio {ratio_rt:.3f}"
     )
     assert ratio < 1.5
-    assert ratio_rt < 1.5
+    assert ratio_rt < 2
     assert await committed_db.gather(lambda s: s.scalar(select(User.id))) == (user.id,)
