@@ -48,7 +48,7 @@ class Profile:
 
 PROFILES = {
     "full": Profile("full", 1.0, 9, 0.05, 8, 5, 64, 40, 100_000),
-    "quick": Profile("quick", 0.2, 5, 0.05, 8, 3, 64, 20, 20_000),
+    "quick": Profile("quick", 0.2, 5, 0.05, 8, 3, 64, 8, 10_000),
     "smoke": Profile("smoke", 0.01, 1, 0.01, 8, 1, 64, 2, 2_000),
 }
 
@@ -63,6 +63,8 @@ class BenchContext:
     plain: async_sessionmaker[AsyncSession]
     pool: asyncpg.Pool
     user_ids: list[int]
+    #: The layer with ``pool_pre_ping=False``: shows what the default's ping costs.
+    db_no_ping: Database
 
 
 def raw_dsn(url: str) -> str:
@@ -76,6 +78,13 @@ async def open_context(url: str, profile: Profile) -> AsyncIterator[BenchContext
     """Open the three clients on ``url`` (already migrated and seeded) and close them after."""
     db = Database.from_url(
         url, pool_size=POOL_SIZE, max_overflow=0, application_name="asyncdal-bench"
+    )
+    db_no_ping = Database.from_url(
+        url,
+        pool_size=POOL_SIZE,
+        max_overflow=0,
+        pool_pre_ping=False,
+        application_name="asyncdal-bench",
     )
     engine = create_async_engine(
         make_url(url).set(drivername="postgresql+asyncpg"),
@@ -93,9 +102,16 @@ async def open_context(url: str, profile: Profile) -> AsyncIterator[BenchContext
         async with db.session() as session:
             ids = list((await session.scalars(select(User.id).order_by(User.id))).all())
         yield BenchContext(
-            profile, db, engine, async_sessionmaker(engine, expire_on_commit=False), pool, ids
+            profile,
+            db,
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False),
+            pool,
+            ids,
+            db_no_ping,
         )
     finally:
         await pool.close()
         await engine.dispose()
+        await db_no_ping.dispose()
         await db.dispose()

@@ -38,6 +38,11 @@ def lookups_benchmark(ctx: BenchContext) -> Benchmark:
             async with ctx.db.session() as session:
                 await UserRepository(session).get(user_id)
 
+    async def layer_per_lookup_no_ping(ids: list[int]) -> None:
+        for user_id in ids:
+            async with ctx.db_no_ping.session() as session:
+                await UserRepository(session).get(user_id)
+
     async def layer_per_task(ids: list[int]) -> None:
         async with ctx.db.session() as session:
             repo = UserRepository(session)
@@ -86,6 +91,11 @@ def lookups_benchmark(ctx: BenchContext) -> Benchmark:
         "lookups",
         [
             Contender("repository.get, session per lookup", lambda: run(layer_per_lookup)),
+            Contender(
+                "repository.get, session per lookup, no pre-ping",
+                lambda: run(layer_per_lookup_no_ping),
+                "Database(pool_pre_ping=False)",
+            ),
             Contender("repository.get, session per task", lambda: run(layer_per_task)),
             Contender("plain session.get, session per lookup", lambda: run(plain_per_lookup)),
             Contender("plain session.get, session per task", lambda: run(plain_per_task)),
@@ -94,7 +104,8 @@ def lookups_benchmark(ctx: BenchContext) -> Benchmark:
         judge,
         notes=(
             "db.session() commits at the end of each unit of work; plain sessions roll back "
-            "on close: one round trip each.",
+            "on close: one round trip each. The layer's default pool_pre_ping=True adds a "
+            "round trip per checkout; the no-pre-ping row shows its cost.",
         ),
     )
 
