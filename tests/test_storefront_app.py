@@ -244,6 +244,7 @@ def _free_port() -> int:
 async def test_python_m_serves_over_tcp_and_shuts_down_cleanly(
     committed_db: Database, migrated_url: str
 ) -> None:
+    pytest.importorskip("uvicorn", reason="uvicorn comes with the 'examples' extra")
     async with committed_db.session() as session:
         session.add(Product(sku="TCP-1", name="socket", price=Decimal("1.25"), stock=3))
     port = _free_port()
