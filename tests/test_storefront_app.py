@@ -27,9 +27,20 @@ from examples.storefront.errors import INTERNAL_ERROR_MESSAGE
 from sqlalchemy.engine import make_url
 
 from asyncdal import (
+    CheckViolationError,
+    ConcurrencyError,
+    ConcurrentSessionUseError,
     ConfigurationError,
     Database,
+    DatabaseUnavailableError,
+    DuplicateError,
+    ForeignKeyError,
+    InsufficientStockError,
+    InvalidQueryError,
+    MigrationError,
+    NotFoundError,
     Product,
+    QueryTimeoutError,
     Settings,
     current_revision,
     head_revision,
@@ -227,6 +238,47 @@ async def test_statement_timeout_is_504(committed_db: Database, migrated_url: st
     finally:
         await locker.close()
         await slow.dispose()
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "error"),
+    [
+        (NotFoundError("Order", 7), 404, "not_found"),
+        (DuplicateError("dup", constraint="uq_users_email"), 409, "duplicate"),
+        (ForeignKeyError("fk", constraint="fk_orders_user_id_users"), 409, "foreign_key"),
+        (CheckViolationError("check", constraint="ck_products_stock"), 409, "check_violation"),
+        (InsufficientStockError(3, requested=2, available=1), 409, "insufficient_stock"),
+        (InvalidQueryError("unknown sort key 'x'"), 422, "invalid_query"),
+        (ConcurrencyError("SELECT 1 kept failing", attempts=3), 503, "unavailable"),
+        (DatabaseUnavailableError("connect to SELECT-host failed"), 503, "unavailable"),
+        (QueryTimeoutError("SELECT took too long"), 504, "timeout"),
+        (ConcurrentSessionUseError("SELECT on a shared session"), 500, "internal_error"),
+        (MigrationError("SELECT version_num failed"), 500, "internal_error"),
+        (RuntimeError("SELECT * FROM users; Traceback"), 500, "internal_error"),
+    ],
+)
+async def test_every_error_maps_to_its_status(
+    db: Database, exc: Exception, status: int, error: str
+) -> None:
+    app = create_app(db)
+
+    async def fail() -> None:
+        raise exc
+
+    app.add_api_route("/fail", fail)
+    async with client_for(app, raise_app_exceptions=False) as client:
+        response = await client.get("/fail")
+    assert response.status_code == status
+    body = response.json()
+    assert body["error"] == error
+    if status >= 500:
+        # Server-side failures are described generically: their messages are not for clients.
+        assert_no_internals(response.text)
+    if isinstance(exc, InsufficientStockError):
+        assert (body["product_id"], body["requested"], body["available"]) == (3, 2, 1)
+    if error in {"duplicate", "foreign_key", "check_violation"}:
+        assert body["constraint"] == getattr(exc, "constraint", None)
+    assert (response.headers.get("retry-after") == "1") is (status == 503)
 
 
 # -- the real server ---------------------------------------------------------------------------
