@@ -85,10 +85,12 @@ def assert_no_internals(text: str) -> None:
 
 
 async def test_lifespan_creates_migrates_and_disposes(empty_url: str) -> None:
-    app = create_app(settings=Settings(url=empty_url, pool_size=2, max_overflow=0), migrate=True)
+    settings = Settings(url=make_url(empty_url), pool_size=2, max_overflow=0)
+    app = create_app(settings=settings, migrate=True)
     assert app.state.db is None
     async with app.router.lifespan_context(app), client_for(app) as client:
-        db: Database = app.state.db
+        db = app.state.db
+        assert isinstance(db, Database)
         assert db.settings.pool_size == 2
         assert await current_revision(db) == head_revision()
         created = await client.post("/users/", json={"username": "ada", "email": "a@example.org"})
