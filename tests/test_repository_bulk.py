@@ -116,3 +116,12 @@ async def test_add_many_validates_keys(session: DALSession) -> None:
         await repo.add_many([{"username": "a", "email": "a@x", "password": "p"}])
     with pytest.raises(InvalidQueryError, match="same keys"):
         await repo.add_many([{"username": "a", "email": "a@x"}, {"username": "b"}])
+    with pytest.raises(InvalidQueryError, match="same keys"):
+        await repo.add_many([{"username": "a", "email": "a@x"}, {"username": "b", "x": 1}])
+    # The COPY path checks too, and nothing is written.
+    repo.copy_threshold = 2  # type: ignore[misc]
+    with pytest.raises(InvalidQueryError, match="same keys"):
+        await repo.add_many(
+            [{"username": "c", "email": "c@x"}, {"username": "d", "verified": True}]
+        )
+    assert await repo.count({"username__in": ["a", "b", "c", "d"]}) == 0

@@ -256,21 +256,27 @@ class Repository(Generic[M]):
         if not batch:
             return [] if returning else 0
         names = self._writable(batch[0], "add_many")
-        for row in batch:
-            if row.keys() != names:
-                raise InvalidQueryError(
-                    f"add_many: every row needs the same keys; expected {sorted(names)}, "
-                    f"got {sorted(row.keys())}"
-                )
+        width = len(names)
+        # Same length here, and every key present (checked as the rows are read), means the
+        # same keys: cheaper than comparing key sets, which shows on 100k-row batches.
+        odd = next((row for row in batch if len(row) != width), None)
+        if odd is not None:
+            raise self._mixed_keys(names, odd)
         with wrap_errors():
             if returning:
                 stmt = insert(self.model).returning(self.model, sort_by_parameter_order=True)
                 return builtins.list((await self.session.scalars(stmt, batch)).all())
             if len(batch) >= self.copy_threshold:
                 table = cast(Table, self.model.__table__)
-                pairs = [(self._columns[name].name, name) for name in sorted(names)]
-                keyed = [{col: row[name] for col, name in pairs} for row in batch]
-                return await copy_rows(self.session, table, [col for col, _ in pairs], keyed)
+                columns = {name: self._columns[name].name for name in sorted(names)}
+                try:
+                    return await copy_rows(self.session, table, columns, batch)
+                except KeyError:
+                    odd = next(row for row in batch if row.keys() != names)
+                    raise self._mixed_keys(names, odd) from None
+            odd = next((row for row in batch if row.keys() != names), None)
+            if odd is not None:
+                raise self._mixed_keys(names, odd)
             await self.session.execute(insert(self.model), batch)
         return len(batch)
 
@@ -362,6 +368,13 @@ class Repository(Generic[M]):
     def _key(self, obj: M) -> Any:
         values = tuple(getattr(obj, column.key) for column in self._pk)
         return values[0] if len(values) == 1 else values
+
+    @staticmethod
+    def _mixed_keys(names: frozenset[str], row: Mapping[str, Any]) -> InvalidQueryError:
+        return InvalidQueryError(
+            f"add_many: every row needs the same keys; expected {sorted(names)}, "
+            f"got {sorted(map(str, row.keys()))}"
+        )
 
     def _writable(self, values: Mapping[str, Any], what: str) -> frozenset[str]:
         names = frozenset(values)
