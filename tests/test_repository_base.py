@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -9,7 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from asyncdal import (
+    CheckViolationError,
+    ConcurrentSessionUseError,
     DALSession,
+    Database,
+    DatabaseUnavailableError,
     DuplicateError,
     Filter,
     ForeignKeyError,
@@ -318,6 +324,54 @@ async def test_update_errors(session: DALSession) -> None:
         await repo.update(user.id, password="x")
     with pytest.raises(InvalidQueryError, match="no values"):
         await repo.update(user.id)
+    # Counters are the repository's to keep exact, and the primary key identifies the row.
+    with pytest.raises(InvalidQueryError, match=r"\['follower_count'\] cannot be written"):
+        await repo.update(user.id, follower_count=1_000_000)
+    with pytest.raises(InvalidQueryError, match=r"\['id'\] cannot be written"):
+        await repo.update(user.id, id=123)
+    with pytest.raises(InvalidQueryError, match="maintained by the repository"):
+        await repo.upsert({"username": user.username, "follower_count": 5}, on="username")
+
+
+async def test_update_check_violation_is_mapped_with_constraint(session: DALSession) -> None:
+    (product,) = await create(ProductFactory, 1)
+    with pytest.raises(CheckViolationError) as info:
+        await ProductRepository(session).update(product.id, stock=-1)
+    assert info.value.constraint == "ck_products_stock_not_negative"
+
+
+async def test_one_session_used_by_two_tasks_is_refused(session: DALSession) -> None:
+    users = await _users(2)
+    repo = UserRepository(session)
+    results = await asyncio.gather(
+        repo.list({"id__in": [u.id for u in users]}),
+        repo.count({"id__in": [u.id for u in users]}),
+        return_exceptions=True,
+    )
+    assert any(isinstance(r, ConcurrentSessionUseError) for r in results), results
+    # The task that got in first finished its query normally.
+    assert any(isinstance(r, (Page, int)) for r in results), results
+
+
+async def test_unreachable_database_is_database_unavailable(unused_port: int) -> None:
+    db = Database.from_url(
+        f"postgresql+asyncpg://postgres@127.0.0.1:{unused_port}/nowhere", connect_timeout=2
+    )
+    try:
+        async with db.sessionmaker() as s:
+            with pytest.raises(DatabaseUnavailableError):
+                await UserRepository(s).get(1)
+            with pytest.raises(DatabaseUnavailableError):
+                await UserRepository(s).list()
+    finally:
+        await db.dispose()
+
+
+@pytest.fixture
+def unused_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 async def test_update_constraint_violation_is_mapped(session: DALSession) -> None:

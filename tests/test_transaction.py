@@ -15,6 +15,7 @@ from asyncdal import (
     Database,
     DuplicateError,
     Product,
+    QueryTimeoutError,
     User,
     UserRepository,
 )
@@ -153,6 +154,20 @@ async def test_non_retryable_errors_are_raised_at_once_after_one_attempt(
     calls = 0
     with pytest.raises(ValueError, match="not a database problem"):
         await committed_db.transaction(boom)
+    assert calls == 1
+
+
+async def test_statement_timeout_is_not_retried(committed_db: Database) -> None:
+    calls = 0
+
+    async def slow(s: DALSession) -> None:
+        nonlocal calls
+        calls += 1
+        await s.execute(text("SET LOCAL statement_timeout = '50ms'"))
+        await s.execute(text("SELECT pg_sleep(5)"))
+
+    with pytest.raises(QueryTimeoutError):
+        await committed_db.transaction(slow, retries=3)
     assert calls == 1
 
 

@@ -28,6 +28,7 @@ class UserRepository(Repository[User]):
     )
     sort_fields = frozenset({"id", "username", "follower_count", "created_at"})
     upsert_keys = (("username",), ("email",))
+    readonly_fields = frozenset({"follower_count"})
 
     async def create(self, *, username: str, email: str, display_name: str = "") -> User:
         """Insert a user; :class:`DuplicateError` if the username or e-mail is taken."""

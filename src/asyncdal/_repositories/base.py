@@ -57,6 +57,8 @@ class Repository(Generic[M]):
         upsert_keys: column groups with a unique constraint that ``upsert(on=...)`` may use.
         default_limit, max_limit: page size when none is given, and the largest allowed.
         copy_threshold: ``add_many`` batches at least this large go through ``COPY``.
+        readonly_fields: columns ``update`` and ``upsert`` refuse to write, because the
+            repository maintains them (counters) or they identify the row (primary key).
 
     Example::
 
@@ -73,6 +75,7 @@ class Repository(Generic[M]):
     default_limit: ClassVar[int] = 50
     max_limit: ClassVar[int] = 1000
     copy_threshold: ClassVar[int] = 1000
+    readonly_fields: ClassVar[frozenset[str]] = frozenset()
 
     _columns: ClassVar[dict[str, Column[Any]]]
     _pk: ClassVar[tuple[Column[Any], ...]]
@@ -280,14 +283,14 @@ class Repository(Generic[M]):
             await self.session.execute(insert(self.model), batch)
         return len(batch)
 
-    async def update(self, id: Any, **values: Any) -> M:
+    async def update(self, id: Any, /, **values: Any) -> M:
         """Set ``values`` on the row with primary key ``id`` in one ``UPDATE ... RETURNING``.
 
         Returns the updated object (also refreshed in the session); NotFoundError if no row.
         """
         if not values:
             raise InvalidQueryError("update: no values given")
-        self._writable(values, "update")
+        self._writable(values, "update", primary_key_too=True)
         stmt = (
             sa_update(self.model)
             .where(*self._pk_where(id))
@@ -331,6 +334,11 @@ class Repository(Generic[M]):
                 f"allowed: {[builtins.list(k) for k in self.upsert_keys]}"
             )
         names = self._writable(values, "upsert")
+        if not names.isdisjoint(self.readonly_fields):
+            raise InvalidQueryError(
+                f"upsert: {sorted(names & self.readonly_fields)} are maintained by the "
+                f"repository and cannot be written; read-only: {sorted(self.readonly_fields)}"
+            )
         if not set(key) <= names:
             raise InvalidQueryError(f"upsert: values must include the conflict key {key!r}")
         overwrite = [n for n in names if n not in key] if update is None else builtins.list(update)
@@ -376,7 +384,9 @@ class Repository(Generic[M]):
             f"got {sorted(map(str, row.keys()))}"
         )
 
-    def _writable(self, values: Mapping[str, Any], what: str) -> frozenset[str]:
+    def _writable(
+        self, values: Mapping[str, Any], what: str, *, primary_key_too: bool = False
+    ) -> frozenset[str]:
         names = frozenset(values)
         unknown = names - self._columns.keys()
         if unknown:
@@ -384,4 +394,11 @@ class Repository(Generic[M]):
                 f"{what}: unknown columns {sorted(map(str, unknown))} for "
                 f"{self.model.__name__}; columns: {sorted(self._columns)}"
             )
+        if primary_key_too:
+            frozen = self.readonly_fields | {column.key for column in self._pk}
+            if not names.isdisjoint(frozen):
+                raise InvalidQueryError(
+                    f"{what}: {sorted(names & frozen)} cannot be written; read-only: "
+                    f"{sorted(frozen)}"
+                )
         return names

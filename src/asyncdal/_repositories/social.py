@@ -81,6 +81,7 @@ class PostRepository(Repository[Post]):
     model = Post
     filter_fields = frozenset({"id", "author_id", "body", "like_count", "created_at"})
     sort_fields = frozenset({"id", "like_count", "created_at"})
+    readonly_fields = frozenset({"like_count"})
 
     async def create(self, *, author_id: int, body: str, tags: Iterable[str] = ()) -> Post:
         """Insert a post and link its hashtags (normalised, upserted).
