@@ -451,3 +451,18 @@ async def test_repository_subclass_allowlists_are_checked_at_definition() -> Non
         class _BadKey(Repository[Product]):
             model = Product
             upsert_keys = (("name",),)
+
+
+async def test_stream_stopped_early_leaves_the_session_usable(session: DALSession) -> None:
+    from contextlib import aclosing
+
+    users = await _users(10)
+    repo = UserRepository(session)
+    taken = []
+    async with aclosing(repo.stream({"id__in": [u.id for u in users]}, batch_size=2)) as rows:
+        async for user in rows:
+            taken.append(user.id)
+            if len(taken) == 3:
+                break
+    assert taken == sorted(u.id for u in users)[:3]
+    assert await repo.count({"id__in": [u.id for u in users]}) == 10

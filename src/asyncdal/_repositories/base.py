@@ -209,7 +209,8 @@ class Repository(Generic[M]):
         """Iterate over every matching row through a server-side cursor.
 
         Rows arrive ``batch_size`` at a time, so memory stays flat for any result size. The
-        session (and its connection) is busy until the iteration ends.
+        session (and its connection) is busy until the iteration ends; to stop early, wrap it
+        in ``contextlib.aclosing`` so the server-side cursor is closed at once.
 
         Example::
 

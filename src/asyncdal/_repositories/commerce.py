@@ -74,7 +74,7 @@ class OrderRepository(Repository[Order]):
         wanted = _quantities(items)
         stmt = (
             select(Product)
-            .where(Product.id.in_(wanted))
+            .where(Product.id.in_(list(wanted)))
             .order_by(Product.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -134,7 +134,7 @@ class OrderRepository(Repository[Order]):
                 restock = dict((await self.session.execute(lines)).all())
                 products = await self.session.scalars(
                     select(Product)
-                    .where(Product.id.in_(restock))
+                    .where(Product.id.in_(list(restock)))
                     .order_by(Product.id)
                     .with_for_update()
                     .execution_options(populate_existing=True)
