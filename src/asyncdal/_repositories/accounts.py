@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import CheckViolationError, DuplicateError, NotFoundError
 from asyncdal._models import Follow, User
 from asyncdal._repositories.base import Repository
+from asyncdal._repositories.counters import link, unlink
 
 __all__ = ["UserRepository"]
 
@@ -53,25 +53,13 @@ class UserRepository(Repository[User]):
             raise CheckViolationError(
                 f"user {follower_id} cannot follow themselves", constraint="ck_follows_not_self"
             )
-        # INSERT ... ON CONFLICT DO NOTHING RETURNING yields a row only if this statement
-        # inserted it; the counter is bumped for exactly those rows, in the same statement.
-        inserted = (
-            insert(Follow)
-            .values(follower_id=follower_id, followee_id=followee_id)
-            .on_conflict_do_nothing()
-            .returning(Follow.followee_id)
-            .cte("inserted")
+        created = await link(
+            self.session,
+            Follow,
+            {"follower_id": follower_id, "followee_id": followee_id},
+            target=Follow.followee_id,
+            counter=User.follower_count,
         )
-        bump = (
-            update(User)
-            .where(User.id.in_(select(inserted.c.followee_id)))
-            .values(follower_count=User.follower_count + 1)
-            .returning(User.id)
-            .cte("bumped")
-        )
-        stmt = select(func.count()).select_from(inserted).add_cte(bump)
-        with wrap_errors():
-            created = bool(await self.session.scalar(stmt))
         if not created and not exist_ok:
             raise DuplicateError(
                 f"user {follower_id} already follows user {followee_id}", constraint="pk_follows"
@@ -80,19 +68,10 @@ class UserRepository(Repository[User]):
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
         """Stop ``follower_id`` following ``followee_id``; ``False`` if it did not follow."""
-        removed = (
-            delete(Follow)
-            .where(Follow.follower_id == follower_id, Follow.followee_id == followee_id)
-            .returning(Follow.followee_id)
-            .cte("removed")
+        return await unlink(
+            self.session,
+            Follow,
+            [Follow.follower_id == follower_id, Follow.followee_id == followee_id],
+            target=Follow.followee_id,
+            counter=User.follower_count,
         )
-        drop = (
-            update(User)
-            .where(User.id.in_(select(removed.c.followee_id)))
-            .values(follower_count=User.follower_count - 1)
-            .returning(User.id)
-            .cte("dropped")
-        )
-        stmt = select(func.count()).select_from(removed).add_cte(drop)
-        with wrap_errors():
-            return bool(await self.session.scalar(stmt))

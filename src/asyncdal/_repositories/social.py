@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -12,6 +12,7 @@ from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import InvalidQueryError
 from asyncdal._models import Follow, Hashtag, Like, Post, PostHashtag
 from asyncdal._repositories.base import Repository
+from asyncdal._repositories.counters import link, unlink
 from asyncdal._repositories.filters import parse_order
 from asyncdal._repositories.pagination import (
     Page,
@@ -104,44 +105,23 @@ class PostRepository(Repository[Post]):
         Idempotent: liking again returns ``False`` and changes nothing. An unknown user or
         post is a :class:`ForeignKeyError`.
         """
-        added = (
-            insert(Like)
-            .values(user_id=user_id, post_id=post_id)
-            .on_conflict_do_nothing()
-            .returning(Like.post_id)
-            .cte("added")
+        return await link(
+            self.session,
+            Like,
+            {"user_id": user_id, "post_id": post_id},
+            target=Like.post_id,
+            counter=Post.like_count,
         )
-        bump = (
-            update(Post)
-            .where(Post.id.in_(select(added.c.post_id)))
-            .values(like_count=Post.like_count + 1)
-            .returning(Post.id)
-            .cte("bumped")
-        )
-        with wrap_errors():
-            return bool(
-                await self.session.scalar(select(func.count()).select_from(added).add_cte(bump))
-            )
 
     async def unlike(self, user_id: int, post_id: int) -> bool:
         """Remove ``user_id``'s like of ``post_id``; ``False`` if there was none."""
-        removed = (
-            delete(Like)
-            .where(Like.user_id == user_id, Like.post_id == post_id)
-            .returning(Like.post_id)
-            .cte("removed")
+        return await unlink(
+            self.session,
+            Like,
+            [Like.user_id == user_id, Like.post_id == post_id],
+            target=Like.post_id,
+            counter=Post.like_count,
         )
-        drop = (
-            update(Post)
-            .where(Post.id.in_(select(removed.c.post_id)))
-            .values(like_count=Post.like_count - 1)
-            .returning(Post.id)
-            .cte("dropped")
-        )
-        with wrap_errors():
-            return bool(
-                await self.session.scalar(select(func.count()).select_from(removed).add_cte(drop))
-            )
 
     async def feed(self, user_id: int, *, limit: int = 20, cursor: str | None = None) -> Page[Post]:
         """Posts by the users ``user_id`` follows, newest first, keyset paginated.
