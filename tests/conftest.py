@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 
 import asyncpg
 import pytest
@@ -41,22 +42,42 @@ def server_url() -> Iterator[str]:
         yield pg.url
 
 
+@asynccontextmanager
+async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str | None]:
+    """Create an empty database on the server, yield its URL, drop it afterwards.
+
+    Yields ``None`` when the role may not ``CREATE DATABASE``.
+    """
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(_dsn(server_url))
+    try:
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        except asyncpg.InsufficientPrivilegeError:
+            yield None
+            return
+        try:
+            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
 @pytest.fixture(scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A fresh, empty database for this run (or ``DATABASE_URL`` itself without CREATEDB)."""
-    name = f"asyncdal_test_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.InsufficientPrivilegeError:
-        await admin.close()
-        yield server_url
-        return
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database(server_url, "asyncdal_test") as url:
+        yield url or server_url
+
+
+@pytest.fixture
+async def empty_database_url(server_url: str) -> AsyncIterator[str]:
+    """An empty database of the test's own (no schema), for tests that migrate it themselves."""
+    async with fresh_database(server_url, "asyncdal_empty") as url:
+        if url is None:
+            pytest.skip("the test server's role cannot CREATE DATABASE")
+        yield url
 
 
 @pytest.fixture(scope="session")

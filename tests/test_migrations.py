@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import os
-import secrets
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
 
 from asyncdal import Base
 from asyncdal._migrate import (
@@ -37,23 +33,6 @@ DOMAIN_TABLES = {
     "orders",
     "order_items",
 }
-
-
-@pytest.fixture
-async def scratch_url(server_url: str) -> AsyncIterator[str]:
-    """An empty database of its own: these tests take the schema down and up again."""
-    name = f"asyncdal_migr_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.InsufficientPrivilegeError:
-        await admin.close()
-        pytest.skip("the DATABASE_URL role cannot CREATE DATABASE for a scratch database")
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def _catalog(url: str) -> dict[str, set[str]]:
@@ -111,12 +90,12 @@ def test_models_cover_the_whole_domain() -> None:
     assert set(Base.metadata.tables) == DOMAIN_TABLES
 
 
-async def test_upgrade_downgrade_upgrade_round_trip(scratch_url: str) -> None:
-    assert await current_revision(scratch_url) is None
+async def test_upgrade_downgrade_upgrade_round_trip(empty_database_url: str) -> None:
+    assert await current_revision(empty_database_url) is None
 
-    await upgrade(scratch_url)
-    up = await _catalog(scratch_url)
-    assert await current_revision(scratch_url) == head_revision()
+    await upgrade(empty_database_url)
+    up = await _catalog(empty_database_url)
+    assert await current_revision(empty_database_url) == head_revision()
     assert up["tables"] >= DOMAIN_TABLES
     assert "order_status" in up["types"]
     assert {"users_id_seq", "posts_id_seq", "orders_id_seq"} <= up["sequences"]
@@ -138,34 +117,34 @@ async def test_upgrade_downgrade_upgrade_round_trip(scratch_url: str) -> None:
         "ck_follows_not_self",
         "pk_follows",
     } <= up["constraints"]
-    assert await check_schema(scratch_url) == []
+    assert await check_schema(empty_database_url) == []
 
-    await downgrade(scratch_url, "base")
-    down = await _catalog(scratch_url)
+    await downgrade(empty_database_url, "base")
+    down = await _catalog(empty_database_url)
     assert down["tables"] <= {"alembic_version"}
     assert down["types"] == set()
     assert down["sequences"] == set()
-    assert await current_revision(scratch_url) is None
+    assert await current_revision(empty_database_url) is None
 
-    await upgrade(scratch_url)
-    again = await _catalog(scratch_url)
+    await upgrade(empty_database_url)
+    again = await _catalog(empty_database_url)
     assert again == up
 
 
-async def test_check_schema_reports_drift(scratch_url: str) -> None:
-    await upgrade(scratch_url)
-    conn = await asyncpg.connect(_dsn(scratch_url))
+async def test_check_schema_reports_drift(empty_database_url: str) -> None:
+    await upgrade(empty_database_url)
+    conn = await asyncpg.connect(_dsn(empty_database_url))
     try:
         await conn.execute("DROP INDEX ix_posts_created_at")
     finally:
         await conn.close()
-    diffs = await check_schema(scratch_url)
+    diffs = await check_schema(empty_database_url)
     assert any("ix_posts_created_at" in repr(d) for d in diffs)
 
 
-def test_alembic_cli_upgrade_and_check(scratch_url: str) -> None:
+def test_alembic_cli_upgrade_and_check(empty_database_url: str) -> None:
     """What a service runs: `alembic upgrade head` then `alembic check`, URL from the env."""
-    env = {**os.environ, "DATABASE_URL": scratch_url}
+    env = {**os.environ, "DATABASE_URL": empty_database_url}
     alembic = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
     up = subprocess.run(
         [*alembic, "upgrade", "head"], env=env, capture_output=True, text=True, check=False

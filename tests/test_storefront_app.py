@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 import signal
 import socket
 import sys
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -45,30 +43,9 @@ from asyncdal import (
     current_revision,
     head_revision,
 )
-from tests.conftest import TEST_APPLICATION_NAME
+from tests.conftest import TEST_APPLICATION_NAME, _dsn
 
 pytestmark = pytest.mark.committed
-
-
-def _raw(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture
-async def empty_url(server_url: str) -> AsyncIterator[str]:
-    """A new, empty database (no schema) on the test server, dropped afterwards."""
-    name = f"asyncdal_storefront_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_raw(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    except asyncpg.InsufficientPrivilegeError:
-        await admin.close()
-        pytest.skip("the test server does not let us create databases")
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def client_for(app: object, *, raise_app_exceptions: bool = True) -> httpx.AsyncClient:
@@ -84,8 +61,8 @@ def assert_no_internals(text: str) -> None:
 # -- lifespan ----------------------------------------------------------------------------------
 
 
-async def test_lifespan_creates_migrates_and_disposes(empty_url: str) -> None:
-    settings = Settings(url=make_url(empty_url), pool_size=2, max_overflow=0)
+async def test_lifespan_creates_migrates_and_disposes(empty_database_url: str) -> None:
+    settings = Settings(url=make_url(empty_database_url), pool_size=2, max_overflow=0)
     app = create_app(settings=settings, migrate=True)
     assert app.state.db is None
     async with app.router.lifespan_context(app), client_for(app) as client:
@@ -122,9 +99,9 @@ async def test_lifespan_reads_the_environment(
 
 
 async def test_migrate_on_start_from_the_environment(
-    empty_url: str, monkeypatch: pytest.MonkeyPatch
+    empty_database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", empty_url)
+    monkeypatch.setenv("DATABASE_URL", empty_database_url)
     monkeypatch.setenv("ASYNCDAL_MIGRATE_ON_START", "1")
     app = create_app()
     async with app.router.lifespan_context(app):
@@ -167,9 +144,9 @@ def test_database_and_settings_together_is_an_error(db: Database) -> None:
 # -- failures ----------------------------------------------------------------------------------
 
 
-async def test_unexpected_database_error_is_a_generic_500(empty_url: str) -> None:
+async def test_unexpected_database_error_is_a_generic_500(empty_database_url: str) -> None:
     # No schema: the driver raises "relation users does not exist", whose text holds the SQL.
-    broken = Database.from_url(empty_url, pool_size=1, max_overflow=0)
+    broken = Database.from_url(empty_database_url, pool_size=1, max_overflow=0)
     try:
         app = create_app(broken)
         async with client_for(app, raise_app_exceptions=False) as client:
@@ -221,7 +198,7 @@ async def test_statement_timeout_is_504(committed_db: Database, migrated_url: st
         max_overflow=0,
         application_name=TEST_APPLICATION_NAME,
     )
-    locker = await asyncpg.connect(_raw(migrated_url))
+    locker = await asyncpg.connect(_dsn(migrated_url))
     try:
         # Another transaction holds the table: the read waits on the lock past its timeout.
         lock = locker.transaction()
