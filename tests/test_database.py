@@ -132,3 +132,46 @@ async def test_pool_exhaustion_is_unavailable(migrated_url: str) -> None:
                     await s.execute(text("SELECT 1"))
         async with db.session() as s:
             assert await s.scalar(text("SELECT 2")) == 2
+
+
+async def _terminate_backends(db: Database, application_name: str) -> int:
+    async with db.engine.connect() as conn:
+        result = await conn.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": application_name},
+        )
+        return int(result.scalar_one())
+
+
+async def test_connection_killed_by_the_server_costs_one_request(
+    migrated_url: str, db: Database
+) -> None:
+    """Without pre-ping, a dropped connection fails once, mapped; the pool then recovers."""
+    name = "asyncdal-terminate-test"
+    async with Database.from_url(migrated_url, application_name=name, pool_size=2) as victim:
+        async with victim.session() as s:
+            assert await s.scalar(text("SELECT 1")) == 1
+        assert await _terminate_backends(db, name) == 1
+        with pytest.raises(DatabaseUnavailableError):
+            async with victim.session() as s:
+                await s.execute(text("SELECT 1"))
+        assert victim.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        async with victim.session() as s:
+            assert await s.scalar(text("SELECT 2")) == 2
+
+
+async def test_pre_ping_hides_a_connection_killed_by_the_server(
+    migrated_url: str, db: Database
+) -> None:
+    name = "asyncdal-preping-test"
+    async with Database.from_url(
+        migrated_url, application_name=name, pool_size=2, pool_pre_ping=True
+    ) as pinged:
+        async with pinged.session() as s:
+            assert await s.scalar(text("SELECT 1")) == 1
+        assert await _terminate_backends(db, name) == 1
+        async with pinged.session() as s:
+            assert await s.scalar(text("SELECT 2")) == 2
