@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import asyncpg
+import pytest
 from alembic.script import ScriptDirectory
 
-from asyncdal import Base
+from asyncdal import Base, DatabaseUnavailableError
 from asyncdal._migrate import (
     alembic_config,
     check_schema,
@@ -170,3 +172,13 @@ def test_alembic_cli_without_url_fails_clearly(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "DATABASE_URL" in result.stderr
+
+
+async def test_migrating_an_unreachable_server_is_unavailable() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"postgresql+asyncpg://app:hunter2-secret@127.0.0.1:{port}/app"
+    with pytest.raises(DatabaseUnavailableError) as info:
+        await upgrade(url)
+    assert "hunter2-secret" not in str(info.value)

@@ -46,9 +46,11 @@ async def _database(target: Database | str | URL) -> AsyncIterator[Database]:
 
 async def _run(target: Database | str | URL, fn: Callable[[Connection], Any]) -> Any:
     """Run ``fn`` on one connection of ``target`` inside a transaction."""
-    async with _database(target) as db, db.engine.begin() as conn:
+    # Connecting is inside wrap_errors too: a refused connection is DatabaseUnavailableError.
+    async with _database(target) as db:
         with wrap_errors():
-            return await conn.run_sync(fn)
+            async with db.engine.begin() as conn:
+                return await conn.run_sync(fn)
 
 
 def _with_connection(connection: Connection) -> Config:
