@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import asyncpg
@@ -147,19 +146,21 @@ async def test_seed_003_two_tasks_on_one_plain_async_session(migrated_url: str) 
 
         # Once the session holds its connection, the same mistake raises nothing: the
         # driver adapter serializes the two statements behind a lock. No error, and no
-        # concurrency either: two 0.2 s sleeps take twice as long as one.
+        # concurrency either: the server's own clock shows the second sleep starting only
+        # after the first ended, on the same backend.
+        timed = text(
+            "SELECT pg_backend_pid() AS pid, clock_timestamp() AS started, "
+            "pg_sleep(0.1)::text AS slept, clock_timestamp() AS ended"
+        )
         async with session_factory() as db:
             await db.execute(text("SELECT 1"))
-            start = time.perf_counter()
-            await db.execute(text("SELECT pg_sleep(0.2)"))
-            one = time.perf_counter() - start
-            start = time.perf_counter()
-            await asyncio.gather(
-                asyncio.create_task(db.execute(text("SELECT pg_sleep(0.2)"))),
-                asyncio.create_task(db.execute(text("SELECT pg_sleep(0.2)"))),
+            first, second = await asyncio.gather(
+                asyncio.create_task(db.execute(timed)),
+                asyncio.create_task(db.execute(timed)),
             )
-            two = time.perf_counter() - start
-        assert two > 1.6 * one
+        a, b = sorted((first.one(), second.one()), key=lambda row: row.started)
+        assert a.pid == b.pid
+        assert b.started >= a.ended
     finally:
         await engine.dispose()
 
