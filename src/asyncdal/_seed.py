@@ -39,6 +39,7 @@ from asyncdal._models import (
     Product,
     User,
 )
+from asyncdal._repositories.bulk import copy_records
 from asyncdal._session import DALSession
 
 __all__ = ["Dataset", "SeedResult", "Sizes", "generate", "seed", "table_counts"]
@@ -255,17 +256,6 @@ async def table_counts(db: Database) -> dict[str, int]:
         return counts
 
 
-async def _copy(session: DALSession, model: type[Base], rows: list[tuple[Any, ...]]) -> None:
-    """COPY ``rows`` into ``model``'s table on the session's own connection and transaction."""
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
-    assert driver is not None
-    await driver.copy_records_to_table(
-        _table(model).name, records=rows, columns=list(COLUMNS[model])
-    )
-
-
 async def _reset_identities(session: DALSession) -> None:
     """Move each identity past the ids the dataset assigned, so later inserts do not clash."""
     for model in (User, Hashtag, Post, Product, Order):
@@ -312,7 +302,9 @@ async def seed(
         for model in COLUMNS:
             rows = data.rows[model]
             for start in range(0, len(rows), chunk):
-                await _copy(session, model, rows[start : start + chunk])
+                await copy_records(
+                    session, _table(model), COLUMNS[model], rows[start : start + chunk]
+                )
                 done += len(rows[start : start + chunk])
                 if progress is not None:
                     progress(_table(model).name, done, total)

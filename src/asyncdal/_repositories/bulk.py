@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["copy_rows"]
+__all__ = ["copy_records", "copy_rows"]
 
 
 async def copy_rows(
@@ -28,6 +28,19 @@ async def copy_rows(
 
     ``columns`` maps each row key to its table column; every row has exactly those keys.
     """
+    keys = list(columns)
+    # itemgetter builds each record tuple in C: this loop is most of COPY's client-side cost.
+    get = itemgetter(*keys) if len(keys) > 1 else (lambda row: (row[keys[0]],))
+    return await copy_records(session, table, [columns[key] for key in keys], list(map(get, rows)))
+
+
+async def copy_records(
+    session: AsyncSession,
+    table: Table,
+    names: Sequence[str],
+    records: Sequence[tuple[Any, ...]],
+) -> int:
+    """Insert ``records`` (tuples in the order of the column ``names``) with ``COPY``."""
     # Pending ORM objects go first, so the copied rows can refer to them.
     await session.flush()
     conn = await session.connection()
@@ -39,11 +52,6 @@ async def copy_rows(
         # SQLAlchemy's asyncpg adapter opens its transaction lazily, at the first statement.
         # COPY on the bare connection before that would autocommit, outside the unit of work.
         await conn.execute(select(1))
-    keys = list(columns)
-    names = [columns[key] for key in keys]
-    # itemgetter builds each record tuple in C: this loop is most of COPY's client-side cost.
-    get = itemgetter(*keys) if len(keys) > 1 else (lambda row: (row[keys[0]],))
-    records: list[tuple[Any, ...]] = list(map(get, rows))
     # The dialect's own bind processors (e.g. Enum -> its value) give the driver what it expects.
     processors: list[Callable[[Any], Any] | None] = [
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
@@ -54,6 +62,6 @@ async def copy_rows(
             for record in records
         ]
     await driver.copy_records_to_table(
-        table.name, records=records, columns=names, schema_name=table.schema
+        table.name, records=records, columns=list(names), schema_name=table.schema
     )
     return len(records)
