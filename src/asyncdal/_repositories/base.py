@@ -24,7 +24,7 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncdal._error_mapping import translate_error, wrap_errors
+from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import InvalidQueryError, NotFoundError
 from asyncdal._models.base import Base
 from asyncdal._repositories.bulk import copy_rows
@@ -116,13 +116,8 @@ class Repository(Generic[M]):
 
         One ``session.get`` and nothing more: an object already in the session costs no query.
         """
-        try:
+        with wrap_errors():
             obj = await self.session.get(self.model, id)
-        except Exception as exc:
-            mapped = translate_error(exc)
-            if mapped is None:
-                raise
-            raise mapped from exc
         if obj is None:
             raise NotFoundError(self.model.__name__, id)
         return obj
