@@ -1,0 +1,41 @@
+"""The README's example code runs as written, against the test database."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from asyncdal import Database, Product, User
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_block_after(marker: str) -> str:
+    text = README.read_text()
+    start = text.index(marker)
+    match = re.search(r"```python\n(.*?)```", text[start:], re.DOTALL)
+    assert match is not None, f"no python block after {marker!r}"
+    return match.group(1)
+
+
+async def test_the_api_in_a_few_lines_runs(committed_db: Database) -> None:
+    async with committed_db.session() as s:
+        product = Product(sku="README-1", name="readme", price=Decimal("2.50"), stock=5)
+        s.add(product)
+    code = _python_block_after("The layer in a few lines")
+    source = "async def snippet(db, product_id):\n" + textwrap.indent(code, "    ")
+    source += "    return ada, page, top, trending, stats, order\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, str(README), "exec"), namespace)
+    ada, page, top, trending, stats, order = await namespace["snippet"](committed_db, product.id)
+    assert isinstance(ada, User)
+    assert [u.username for u in page] == ["ada"]
+    assert [u.username for u in top] == ["ada"]
+    assert trending == []
+    assert stats.total_posts == 0
+    assert order.total == Decimal("5.00")
+    async with committed_db.session() as s:
+        assert (await s.get(Product, product.id)).stock == 3  # type: ignore[union-attr]
