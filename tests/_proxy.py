@@ -1,0 +1,244 @@
+"""A small TCP proxy for network adversity tests: pass, drop, stall and resume traffic.
+
+It listens on ``127.0.0.1`` only (an ephemeral port), forwards every accepted connection to
+one target, and is bounded: at most ``max_connections`` pairs at once (more are reset), reads
+of at most 64 KiB, and a ``lifetime`` after which it closes itself even if a test forgot to.
+
+- :meth:`Proxy.drop`: every current connection is closed abruptly on both sides, with an RST
+  (``SO_LINGER`` 0), and whatever the proxy held is discarded.
+- :meth:`Proxy.stall`: bytes stop flowing in both directions, nothing is closed; new
+  connections are accepted (as the kernel would) but stall as well. :meth:`Proxy.resume`.
+- :meth:`Proxy.stall_on`: stall as soon as a client sends a chunk containing some bytes
+  (``b"COMMIT;"``), before or after forwarding that chunk: a test can cut a protocol step
+  precisely, without racing the client.
+
+Example::
+
+    async with Proxy("127.0.0.1", 5432) as proxy:
+        url = make_url(...).set(host="127.0.0.1", port=proxy.port)
+        ...
+        proxy.drop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import struct
+from types import TracebackType
+from typing import Self
+
+__all__ = ["Proxy"]
+
+_CHUNK = 64 * 1024
+_RST = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends an RST, not a FIN
+
+
+def _reset(writer: asyncio.StreamWriter) -> None:
+    """Close ``writer``'s connection at once with an RST, dropping unsent data."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RST)
+    writer.transport.abort()
+
+
+class _Trigger:
+    def __init__(self, pattern: bytes, forward: bool) -> None:
+        self.pattern = pattern
+        self.forward = forward
+        self.fired = asyncio.Event()
+
+
+class _Pair:
+    """One client connection and its upstream connection, with their two pumps."""
+
+    def __init__(self, client: asyncio.StreamWriter, upstream: asyncio.StreamWriter) -> None:
+        self.client = client
+        self.upstream = upstream
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def reset(self) -> None:
+        _reset(self.client)
+        _reset(self.upstream)
+        current = asyncio.current_task()
+        for task in self.tasks:
+            if task is not current:
+                task.cancel()
+
+
+class Proxy:
+    """A TCP proxy from ``127.0.0.1:<port>`` to ``target_host:target_port``; see the module."""
+
+    def __init__(
+        self,
+        target_host: str,
+        target_port: int,
+        *,
+        max_connections: int = 32,
+        lifetime: float = 60.0,
+    ) -> None:
+        self.target = (target_host, target_port)
+        self.max_connections = max_connections
+        self.lifetime = lifetime
+        self.port = 0
+        self.accepted = 0  # client connections accepted so far
+        self._pairs: set[_Pair] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+        self._triggers: list[_Trigger] = []
+        self._server: asyncio.Server | None = None
+        self._expiry: asyncio.TimerHandle | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> int:
+        """Listen on an ephemeral port of 127.0.0.1; the port."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._expiry = asyncio.get_running_loop().call_later(self.lifetime, self._expire)
+        return self.port
+
+    @property
+    def connections(self) -> int:
+        """How many client connections are being proxied now."""
+        return len(self._pairs)
+
+    def drop(self) -> int:
+        """Reset every current connection, both sides; how many there were."""
+        pairs = list(self._pairs)
+        self._pairs.clear()
+        for pair in pairs:
+            pair.reset()
+        return len(pairs)
+
+    def stall(self) -> None:
+        """Stop forwarding bytes (both directions, all connections), closing nothing."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward bytes again, starting with whatever was held during the stall."""
+        self._flowing.set()
+
+    def stall_on(self, pattern: bytes, *, forward: bool) -> asyncio.Event:
+        """Stall when a client sends a chunk containing ``pattern`` (once); set when it did.
+
+        ``forward``: the chunk itself reaches the server before the stall (then its reply
+        is held); otherwise the chunk is held too (delivered on :meth:`resume`, discarded on
+        :meth:`drop`).
+        """
+        trigger = _Trigger(pattern, forward)
+        self._triggers.append(trigger)
+        return trigger.fired
+
+    async def close(self) -> None:
+        """Stop listening and reset every connection. Idempotent."""
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self._server is not None:
+            self._server.close()
+        self.drop()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    def _expire(self) -> None:
+        # The proxy stops by itself: a test that hangs or forgets to close it cannot leave it
+        # listening for the rest of the run.
+        self._expiry = None
+        if self._server is not None:
+            self._server.close()
+        self.drop()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        try:
+            await self._serve(reader, writer)
+        except asyncio.CancelledError:
+            # Only close() cancels a handler. End normally: asyncio's stream server logs a
+            # handler task that ends cancelled as an error (Python 3.11).
+            _reset(writer)
+        finally:
+            self._handlers.discard(task)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self._server is None or len(self._pairs) >= self.max_connections:
+            _reset(writer)
+            return
+        self.accepted += 1
+        try:
+            up_reader, up_writer = await asyncio.wait_for(
+                asyncio.open_connection(*self.target), timeout=10
+            )
+        except (OSError, TimeoutError):
+            _reset(writer)
+            return
+        pair = _Pair(writer, up_writer)
+        self._pairs.add(pair)
+        pair.tasks = [
+            asyncio.create_task(self._pump(reader, up_writer, pair, from_client=True)),
+            asyncio.create_task(self._pump(up_reader, writer, pair, from_client=False)),
+        ]
+        await asyncio.gather(*pair.tasks, return_exceptions=True)
+
+    async def _pump(
+        self,
+        src: asyncio.StreamReader,
+        dst: asyncio.StreamWriter,
+        pair: _Pair,
+        *,
+        from_client: bool,
+    ) -> None:
+        try:
+            while True:
+                data = await src.read(_CHUNK)
+                if not data:
+                    break
+                await self._flowing.wait()
+                if from_client:
+                    trigger = next((t for t in self._triggers if t.pattern in data), None)
+                    if trigger is not None:
+                        self._triggers.remove(trigger)
+                        self.stall()
+                        if trigger.forward:
+                            dst.write(data)
+                            await dst.drain()
+                        trigger.fired.set()
+                        if trigger.forward:
+                            continue
+                        await self._flowing.wait()
+                dst.write(data)
+                await dst.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            # One side ended (EOF, error, or a drop): end the pair. An orderly EOF is passed
+            # on as a close of the other side, which is what a real network path does.
+            if pair in self._pairs:
+                self._pairs.discard(pair)
+                for writer in (pair.client, pair.upstream):
+                    if not writer.transport.is_closing():
+                        writer.close()
+                current = asyncio.current_task()
+                for task in pair.tasks:
+                    if task is not current:
+                        task.cancel()
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
