@@ -282,14 +282,6 @@ async def test_stalled_network_at_connect(migrated_url: str, proxy: Proxy) -> No
         assert _checked_out(db) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TimeoutError,
-    reason="library bug: translate_error() (src/asyncdal/_error_mapping.py:98) explicitly skips "
-    "asyncio.TimeoutError in its OSError branch and maps it nowhere else, so asyncpg's connect "
-    "timeout escapes db.session()/db.gather() as a bare builtin TimeoutError with an empty "
-    "message, instead of DatabaseUnavailableError ('cannot connect')",
-)
 async def test_connect_timeout_is_database_unavailable(migrated_url: str, proxy: Proxy) -> None:
     async with _stalled_connect_db(migrated_url, proxy) as db:
         proxy.stall()

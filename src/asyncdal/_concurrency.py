@@ -239,7 +239,7 @@ async def gather_reads(
     except TimeoutError as exc:
         raise QueryTimeoutError(
             f"db.gather() of {len(reads)} reads did not finish within {timeout} s; "
-            "the reads were cancelled, also on the server"
+            "the reads were cancelled, and the server was asked to cancel their queries"
         ) from exc
     except BaseExceptionGroup:
         if failures:

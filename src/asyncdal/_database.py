@@ -7,12 +7,15 @@ from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack, overload
 
-from sqlalchemy.engine import URL
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from asyncdal._concurrency import GatherOptions, Read, gather_reads
 from asyncdal._config import Settings, mask_url
 from asyncdal._error_mapping import wrap_errors
+from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._session import DALSession
 from asyncdal._transaction import run_transaction
 
@@ -59,6 +62,7 @@ class Database:
                 "timeout": settings.connect_timeout,
             },
         )
+        _map_connect_timeout(self.engine, settings.connect_timeout)
         self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
             self.engine, class_=DALSession, expire_on_commit=False
         )
@@ -234,3 +238,21 @@ class Database:
 
     def __repr__(self) -> str:
         return f"<Database {mask_url(self.url)} pool_size={self.settings.pool_size}>"
+
+
+def _map_connect_timeout(engine: AsyncEngine, seconds: float) -> None:
+    """Make asyncpg's connect timeout a :class:`DatabaseUnavailableError`.
+
+    asyncpg raises a bare ``TimeoutError`` when the server does not answer in time, and
+    SQLAlchemy passes it through unwrapped. It is only recognisable here, at the connect:
+    elsewhere a ``TimeoutError`` may be the caller's own (``asyncio.wait_for``).
+    """
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def connect(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
+        try:
+            return dialect.connect(*cargs, **cparams)
+        except TimeoutError as exc:
+            raise DatabaseUnavailableError(
+                f"the database did not answer within the connect timeout ({seconds} s)"
+            ) from exc
