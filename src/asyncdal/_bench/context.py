@@ -1,6 +1,7 @@
 """The contenders' shared set-up: the same database, the same pool size, three clients.
 
-- the layer: one :class:`Database` (its defaults, except the pool size);
+- the layer: one :class:`Database` (its defaults, except the pool size: so no pre-ping), and
+  one with ``pool_pre_ping=True`` (opt-in) to show what the ping costs;
 - plain SQLAlchemy: ``create_async_engine`` + ``async_sessionmaker(AsyncSession)``, as the
   SQLAlchemy docs write it (defaults, same pool size);
 - raw asyncpg: ``asyncpg.create_pool`` (the seed 000 way), same size.
@@ -63,8 +64,8 @@ class BenchContext:
     plain: async_sessionmaker[AsyncSession]
     pool: asyncpg.Pool
     user_ids: list[int]
-    #: The layer with ``pool_pre_ping=False``: shows what the default's ping costs.
-    db_no_ping: Database
+    #: The layer with ``pool_pre_ping=True`` (opt-in; off by default): shows what the ping costs.
+    db_pre_ping: Database
 
 
 def raw_dsn(url: str) -> str:
@@ -79,11 +80,11 @@ async def open_context(url: str, profile: Profile) -> AsyncIterator[BenchContext
     db = Database.from_url(
         url, pool_size=POOL_SIZE, max_overflow=0, application_name="asyncdal-bench"
     )
-    db_no_ping = Database.from_url(
+    db_pre_ping = Database.from_url(
         url,
         pool_size=POOL_SIZE,
         max_overflow=0,
-        pool_pre_ping=False,
+        pool_pre_ping=True,
         application_name="asyncdal-bench",
     )
     engine = create_async_engine(
@@ -108,10 +109,10 @@ async def open_context(url: str, profile: Profile) -> AsyncIterator[BenchContext
             async_sessionmaker(engine, expire_on_commit=False),
             pool,
             ids,
-            db_no_ping,
+            db_pre_ping,
         )
     finally:
         await pool.close()
         await engine.dispose()
-        await db_no_ping.dispose()
+        await db_pre_ping.dispose()
         await db.dispose()
