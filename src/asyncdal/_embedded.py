@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import glob
 import os
-import pwd
 import re
 import shutil
 import signal
@@ -27,23 +25,10 @@ from typing import IO
 
 from asyncdal._embedded_watchdog import TEMP_PREFIX
 from asyncdal._errors import EmbeddedPostgresError
+from asyncdal._pg_binaries import SUPERUSER, find_bin_dir, server_account
 
 __all__ = ["EmbeddedPostgres", "EmbeddedPostgresError", "find_bin_dir"]
 
-SUPERUSER = "postgres"
-_REQUIRED = ("initdb", "postgres", "createdb")
-_SEARCH_GLOBS = (
-    "/usr/lib/postgresql/*/bin",  # Debian/Ubuntu
-    "/usr/local/pgsql/bin",  # source build
-    "/opt/homebrew/opt/postgresql*/bin",  # Homebrew, Apple silicon
-    "/usr/local/opt/postgresql*/bin",  # Homebrew, Intel
-    "/usr/pgsql-*/bin",  # RHEL/Fedora (PGDG)
-)
-_INSTALL_HINT = (
-    "Install PostgreSQL (`apt-get install -y postgresql` on Debian/Ubuntu, `brew install "
-    "postgresql` on macOS), point ASYNCDAL_PG_BIN at its bin directory, or set DATABASE_URL "
-    "to use an existing server."
-)
 # Throwaway data: no durability. Tests open many connections at once.
 DEFAULT_SETTINGS: Mapping[str, str] = {
     "fsync": "off",
@@ -56,59 +41,6 @@ _BIND_FAILED = re.compile(r"could not bind|already in use|could not create any T
 _WATCHDOG = Path(__file__).with_name("_embedded_watchdog.py")
 _COMMAND_TIMEOUT = 120.0
 _PORT_ATTEMPTS = 5
-
-
-def _has_binaries(directory: Path) -> bool:
-    return all(os.access(directory / name, os.X_OK) for name in _REQUIRED)
-
-
-def _version_key(path: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", path))
-
-
-def find_bin_dir(bin_dir: str | None = None) -> Path:
-    """The directory holding ``initdb``/``postgres``/``createdb``.
-
-    Looks at ``bin_dir``, else ``$ASYNCDAL_PG_BIN``, else ``pg_ctl`` on ``PATH``, else the
-    newest version in the usual install locations. Raises ``EmbeddedPostgresError`` if none.
-    """
-    explicit = bin_dir or os.environ.get("ASYNCDAL_PG_BIN")
-    if explicit:
-        if _has_binaries(Path(explicit).expanduser()):
-            return Path(explicit).expanduser()
-        source = "bin_dir" if bin_dir else "ASYNCDAL_PG_BIN"
-        raise EmbeddedPostgresError(
-            f"PostgreSQL server binaries ({', '.join(_REQUIRED)}) not found in "
-            f"{source}={explicit!r}. {_INSTALL_HINT}"
-        )
-    candidates: list[Path] = []
-    pg_ctl = shutil.which("pg_ctl")
-    if pg_ctl:  # Homebrew links pg_ctl into bin/: also try the real directory behind the link
-        candidates += [Path(pg_ctl).parent, Path(pg_ctl).resolve().parent]
-    for pattern in _SEARCH_GLOBS:
-        candidates += [Path(p) for p in sorted(glob.glob(pattern), key=_version_key, reverse=True)]
-    for candidate in candidates:
-        if _has_binaries(candidate):
-            return candidate
-    raise EmbeddedPostgresError(
-        f"No PostgreSQL server binaries found on PATH or in {', '.join(_SEARCH_GLOBS)}. "
-        f"{_INSTALL_HINT}"
-    )
-
-
-def _server_account() -> tuple[int, int] | None:
-    """(uid, gid) to run the server as: PostgreSQL refuses to run as root."""
-    if os.geteuid() != 0:
-        return None
-    try:
-        entry = pwd.getpwnam(SUPERUSER)
-    except KeyError:
-        raise EmbeddedPostgresError(
-            "Running as root, but PostgreSQL refuses to run as root and there is no 'postgres' "
-            "system user to run it as. Create one (`useradd --system postgres`), run as an "
-            "ordinary user, or set DATABASE_URL."
-        ) from None
-    return entry.pw_uid, entry.pw_gid
 
 
 def _free_port() -> int:
@@ -158,7 +90,7 @@ class EmbeddedPostgres:
         if self._proc is not None:
             return self
         bin_dir = find_bin_dir(self._bin_dir_arg)
-        account = _server_account()
+        account = server_account()
         self._owner_pid = os.getpid()
         atexit.register(self._stop_at_exit)
         started = time.monotonic()
