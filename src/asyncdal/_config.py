@@ -94,6 +94,15 @@ class Settings:
                 f"statement_timeout must be positive or None, got {self.statement_timeout}"
             )
 
+    @classmethod
+    def from_url(cls, url: str | URL, **options: Any) -> Settings:
+        """Settings for ``url`` (a string or an SQLAlchemy ``URL``); ``options`` are the fields.
+
+        ``Settings(url=...)`` accepts a string too (it is parsed and normalised), but is typed
+        for a ``URL``; this is the typed way to start from a string.
+        """
+        return cls(url=normalize_url(url), **options)
+
     @property
     def capacity(self) -> int:
         """The most connections the pool will open at once."""

@@ -70,7 +70,7 @@ class Database:
     @classmethod
     def from_url(cls, url: str | URL, **options: Any) -> Self:
         """A database for ``url``; ``options`` are :class:`Settings` fields (``pool_size``...)."""
-        return cls(Settings(url=url, **options))  # type: ignore[arg-type]
+        return cls(Settings.from_url(url, **options))
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Self:
