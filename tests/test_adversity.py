@@ -19,13 +19,14 @@ import secrets
 import time
 import traceback
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import (
     DALSession,
@@ -147,7 +148,7 @@ async def _pids_of_held_connections(db: Database, count: int) -> set[int]:
 
 
 def _checked_out(db: Database) -> int:
-    return int(db.engine.pool.checkedout())  # type: ignore[attr-defined]
+    return int(cast(QueuePool, db.engine.pool).checkedout())
 
 
 async def test_connections_dropped_mid_query(proxied: Database, proxy: Proxy, dsn: str) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import traceback
+from typing import cast
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import (
     Database,
@@ -50,7 +52,7 @@ async def test_session_rolls_back_on_error_and_writes_nothing(committed_db: Data
             await s.flush()
             raise RuntimeError("boom")
     assert await _count_users(committed_db) == 0
-    assert committed_db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
 
 
 async def test_session_maps_driver_errors_and_loses_nothing(committed_db: Database) -> None:
@@ -66,7 +68,7 @@ async def test_session_maps_driver_errors_and_loses_nothing(committed_db: Databa
     assert info.value.__cause__ is not None  # the driver error is chained
     # The first insert of the failed unit of work was rolled back with it.
     assert await _count_users(committed_db) == 1
-    assert committed_db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
 
 
 async def test_cancelled_session_returns_its_connection(committed_db: Database) -> None:
@@ -85,7 +87,7 @@ async def test_cancelled_session_returns_its_connection(committed_db: Database) 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert committed_db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
     assert await _count_users(committed_db) == 0
 
 
@@ -105,7 +107,7 @@ async def test_statement_timeout_raises_query_timeout(migrated_url: str) -> None
         with pytest.raises(QueryTimeoutError):
             async with db.session() as s:
                 await s.execute(text("SELECT pg_sleep(5)"))
-        assert db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert cast(QueuePool, db.engine.pool).checkedout() == 0
         # The pool is still usable afterwards.
         async with db.session() as s:
             assert await s.scalar(text("SELECT 1")) == 1
@@ -158,7 +160,7 @@ async def test_connection_killed_by_the_server_costs_one_request(
         with pytest.raises(DatabaseUnavailableError):
             async with victim.session() as s:
                 await s.execute(text("SELECT 1"))
-        assert victim.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert cast(QueuePool, victim.engine.pool).checkedout() == 0
         async with victim.session() as s:
             assert await s.scalar(text("SELECT 2")) == 2
 

@@ -84,7 +84,7 @@ async def test_place_rejects_bad_items(session: DALSession) -> None:
         ({"x": 1}, "product_id must be a positive integer"),
     ]:
         with pytest.raises(InvalidQueryError, match=message):
-            await repo.place(user.id, items)  # type: ignore[arg-type]
+            await repo.place(user.id, items)
     with pytest.raises(NotFoundError, match="Product 999999"):
         await repo.place(user.id, {999_999: 1})
 

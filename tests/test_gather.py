@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import (
     DALSession,
@@ -44,7 +45,7 @@ async def test_results_come_back_in_order_each_read_in_its_own_session(db: Datab
     assert len({id(s) for s in sessions}) == 5
     assert all(isinstance(s, DALSession) for s in sessions)
     assert await db.gather() == ()
-    assert db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, db.engine.pool).checkedout() == 0
 
 
 async def test_eight_sleeps_run_at_once_on_eight_backends(db: Database) -> None:
@@ -84,7 +85,7 @@ async def test_the_first_failure_is_raised_and_cancels_the_rest(db: Database) ->
         await db.gather(lambda s: _pid_after_sleep(s, 3), missing, lambda s: _pid_after_sleep(s, 3))
     assert time.perf_counter() - start < 1.5  # the 3 s sleeps were cancelled, not awaited
     assert caught.value.key == -42
-    assert db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, db.engine.pool).checkedout() == 0
 
 
 async def test_driver_errors_are_mapped(db: Database) -> None:
@@ -103,9 +104,9 @@ async def test_arguments_are_checked_before_anything_runs(db: Database) -> None:
 
     coroutine = read(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not awaitables"):
-        await db.gather(coroutine)  # type: ignore[arg-type]
+        await db.gather(coroutine)  # type: ignore[call-overload]
     with pytest.raises(TypeError, match="callables"):
-        await db.gather(42)  # type: ignore[arg-type]
+        await db.gather(42)  # type: ignore[call-overload]
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(InvalidQueryError, match="timeout"):
             await db.gather(read, timeout=bad)
@@ -184,7 +185,7 @@ async def test_three_times_capacity_queues_and_leaves_room_for_others(small_db: 
     assert meter.peak == capacity - 1  # one connection kept free, across both calls
     assert elapsed > 0.3 * (3 * capacity + 4) / (capacity - 1) * 0.9  # they did queue
     assert served_during_fan_out == [True, True, True]
-    assert small_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, small_db.engine.pool).checkedout() == 0
 
 
 async def test_a_read_may_use_its_session_like_any_other(committed_db: Database) -> None:

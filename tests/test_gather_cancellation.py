@@ -11,10 +11,12 @@ import gc
 import secrets
 import time
 from collections.abc import AsyncIterator
+from typing import cast
 
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import DALSession, Database, QueryTimeoutError
 
@@ -74,7 +76,7 @@ async def test_100_in_flight_reads_cancelled_from_outside(isolated_db: Database,
         await fan_out
 
     # Every session closed before gather() let the cancellation out.
-    assert isolated_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
     assert await _wait_for_active(dsn, isolated_db, lambda n: n == 0) == 0
     gc.collect()
     # The Database is fine afterwards, with its whole share of the pool.
@@ -90,7 +92,7 @@ async def test_timeout_cancels_the_queries_on_the_server(isolated_db: Database, 
         await isolated_db.gather(*[_sleep] * 4, timeout=0.5)
     assert time.perf_counter() - start < 30 / 4  # far from the 30 s the reads asked for
     assert isinstance(caught.value.__cause__, TimeoutError)
-    assert isolated_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
     assert await _wait_for_active(dsn, isolated_db, lambda n: n == 0) == 0
 
 
@@ -104,7 +106,7 @@ async def test_500_tiny_timeouts_in_a_row(isolated_db: Database, dsn: str) -> No
         except QueryTimeoutError:
             outcomes["timeout"] = outcomes.get("timeout", 0) + 1
     assert outcomes == {"timeout": 500}
-    assert isolated_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
     assert await isolated_db.gather(lambda s: s.scalar(text("SELECT 42"))) == (42,)
     async with isolated_db.session() as s:
         assert await s.scalar(text("SELECT 43")) == 43
@@ -120,7 +122,7 @@ async def test_a_failing_read_cancels_the_others_on_the_server(
 
     with pytest.raises(LookupError, match="boom"):
         await isolated_db.gather(_sleep, fails_soon, _sleep, _sleep)
-    assert isolated_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
     assert await _wait_for_active(dsn, isolated_db, lambda n: n == 0) == 0
 
 
@@ -134,7 +136,7 @@ async def test_cancelled_while_queued_gives_back_every_slot(isolated_db: Databas
         task.cancel()
     results = await asyncio.gather(*tasks, consistent, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
-    assert isolated_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
 
     now = peak = 0
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import DALSession, Database, Post, SocialQueries, User
 
@@ -48,7 +49,7 @@ async def test_all_reads_share_one_snapshot(committed_db: Database) -> None:
     assert next(commits) == 6
     assert {s[:2] for s in states} == {("repeatable read", "on")}
     assert len({s[2] for s in states}) == 1  # one snapshot: xmin:xmax:xip identical
-    assert committed_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
 
 
 def _choreography(
@@ -146,5 +147,5 @@ async def test_a_failing_exporter_fails_the_group_cleanly(committed_db: Database
         await committed_db.gather(broken, importer, importer, consistent=True)
     with pytest.raises(RuntimeError, match="exporter read failed"):
         await committed_db.gather(importer, broken, consistent=True)
-    assert committed_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
     assert await committed_db.gather(importer, importer, consistent=True) == (0, 0)

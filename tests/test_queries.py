@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import FrozenInstanceError
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import (
     DALSession,
@@ -205,7 +206,7 @@ async def test_user_profile(committed_db: Database) -> None:
         await user_profile(committed_db, 10**12)
     assert caught.value.model == "User"
     assert caught.value.key == 10**12
-    assert committed_db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
 
 
 async def test_platform_stats_without_posts(session: DALSession) -> None:
@@ -235,7 +236,7 @@ async def test_bad_limits_are_refused_before_any_query(bad: Any, db: Database) -
     async with db.session() as s:
         with pytest.raises(InvalidQueryError, match="limit must be an integer"):
             await StorefrontQueries(s).orders(limit=bad)
-    assert db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, db.engine.pool).checkedout() == 0
 
 
 @pytest.mark.parametrize("bad", [0, -1, 3651, True, "7", 7.0, None])

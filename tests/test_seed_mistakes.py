@@ -7,13 +7,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import pytest
 from sqlalchemy import create_engine, select, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import ConcurrentSessionUseError, Database, User, social_dashboard
 
@@ -184,7 +185,7 @@ async def test_seed_003_mistake_on_a_layer_session_is_caught(db: Database) -> No
         ]
         results = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(results[1], ConcurrentSessionUseError)
-    assert db.engine.pool.checkedout() == 0
+    assert cast(QueuePool, db.engine.pool).checkedout() == 0
 
 
 async def test_seed_003_done_right_with_db_gather(committed_db: Database) -> None:

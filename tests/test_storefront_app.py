@@ -15,6 +15,7 @@ import socket
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import cast
 
 import asyncpg
 import httpx
@@ -23,6 +24,7 @@ from examples.storefront import create_app
 from examples.storefront.app import migrate_on_start
 from examples.storefront.errors import INTERNAL_ERROR_MESSAGE
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import (
     CheckViolationError,
@@ -66,16 +68,17 @@ async def test_lifespan_creates_migrates_and_disposes(empty_database_url: str) -
     app = create_app(settings=settings, migrate=True)
     assert app.state.db is None
     async with app.router.lifespan_context(app), client_for(app) as client:
-        db = app.state.db
+        # The lifespan set it (mypy still narrows app.state.db to the None asserted above).
+        db = cast("Database | None", app.state.db)
         assert isinstance(db, Database)
         assert db.settings.pool_size == 2
         assert await current_revision(db) == head_revision()
         created = await client.post("/users/", json={"username": "ada", "email": "a@example.org"})
         assert created.status_code == 201
         assert (await client.get("/all/")).json()["users"][0]["username"] == "ada"
-        assert db.engine.pool.checkedin() >= 1  # type: ignore[attr-defined]
+        assert cast(QueuePool, db.engine.pool).checkedin() >= 1
     # Shut down: the pool is closed and the app no longer has a database.
-    assert db.engine.pool.checkedin() == 0  # type: ignore[attr-defined]
+    assert cast(QueuePool, db.engine.pool).checkedin() == 0
     assert app.state.db is None
     async with client_for(app) as client:
         after = await client.get("/users/")
@@ -158,7 +161,7 @@ async def test_unexpected_database_error_is_a_generic_500(empty_database_url: st
                     "detail": INTERNAL_ERROR_MESSAGE,
                 }
                 assert_no_internals(response.text)
-        assert broken.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert cast(QueuePool, broken.engine.pool).checkedout() == 0
     finally:
         await broken.dispose()
 
@@ -213,7 +216,7 @@ async def test_statement_timeout_is_504(committed_db: Database, migrated_url: st
             "error": "timeout",
             "detail": "the database did not answer in time",
         }
-        assert slow.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert cast(QueuePool, slow.engine.pool).checkedout() == 0
     finally:
         await locker.close()
         await slow.dispose()

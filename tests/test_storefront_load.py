@@ -13,11 +13,13 @@ import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import cast
 
 import httpx
 import pytest
 from examples.storefront import create_app
 from sqlalchemy import func, select
+from sqlalchemy.pool import QueuePool
 
 from asyncdal import Database, Order, OrderItem, Product
 from tests.conftest import TEST_APPLICATION_NAME
@@ -68,7 +70,7 @@ async def test_200_concurrent_all_requests_on_a_pool_of_5(
         async def watch() -> None:
             nonlocal peak
             while True:
-                peak = max(peak, small_pool.engine.pool.checkedout())  # type: ignore[attr-defined]
+                peak = max(peak, cast(QueuePool, small_pool.engine.pool).checkedout())
                 await asyncio.sleep(0.001)
 
         watcher = asyncio.create_task(watch())
@@ -83,7 +85,7 @@ async def test_200_concurrent_all_requests_on_a_pool_of_5(
     assert all(r.json() == expected for r in responses)
     # The requests really ran concurrently and shared, without exceeding, the 5 connections.
     assert 2 <= peak <= 5
-    assert small_pool.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert cast(QueuePool, small_pool.engine.pool).checkedout() == 0
 
 
 async def test_100_concurrent_orders_for_10_in_stock(committed_db: Database) -> None:
@@ -126,4 +128,4 @@ async def test_100_concurrent_orders_for_10_in_stock(committed_db: Database) -> 
         )
         left = await session.scalar(select(Product.stock).where(Product.id == product_id))
     assert (sold, orders, left) == (10, 10, 0)
-    assert committed_db.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+    assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import pytest
@@ -99,7 +100,7 @@ async def test_deadlock_is_retried(committed_db: Database) -> None:
     calls = {a: 0, b: 0}
     locked = {a: asyncio.Event(), b: asyncio.Event()}
 
-    def lock_both(first: int, second: int) -> object:
+    def lock_both(first: int, second: int) -> Callable[[DALSession], Awaitable[int]]:
         async def work(s: DALSession) -> int:
             calls[first] += 1
             # Detect the deadlock quickly instead of after the default 1 s.
@@ -115,8 +116,8 @@ async def test_deadlock_is_retried(committed_db: Database) -> None:
         return work
 
     results = await asyncio.gather(
-        committed_db.transaction(lock_both(a, b)),  # type: ignore[arg-type]
-        committed_db.transaction(lock_both(b, a)),  # type: ignore[arg-type]
+        committed_db.transaction(lock_both(a, b)),
+        committed_db.transaction(lock_both(b, a)),
     )
     # PostgreSQL aborted exactly one of the two with 40P01; it ran again and succeeded.
     assert sorted(results) == [1, 2]
