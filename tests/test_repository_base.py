@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncGenerator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import cast
 
 import pytest
 from sqlalchemy import func, select
@@ -461,10 +459,7 @@ async def test_stream_stopped_early_leaves_the_session_usable(session: DALSessio
     users = await _users(10)
     repo = UserRepository(session)
     taken = []
-    # stream() is an async generator function, annotated as returning an AsyncIterator.
-    stream = cast(
-        AsyncGenerator[User, None], repo.stream({"id__in": [u.id for u in users]}, batch_size=2)
-    )
+    stream = repo.stream({"id__in": [u.id for u in users]}, batch_size=2)
     async with aclosing(stream) as rows:
         async for user in rows:
             taken.append(user.id)

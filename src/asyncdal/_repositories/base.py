@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Literal, TypeVar, cast, overload
 
 from sqlalchemy import (
@@ -200,7 +200,7 @@ class Repository(Generic[M]):
         *,
         order_by: str | Sequence[str] | None = None,
         batch_size: int = 1000,
-    ) -> AsyncIterator[M]:
+    ) -> AsyncGenerator[M, None]:
         """Iterate over every matching row through a server-side cursor.
 
         Rows arrive ``batch_size`` at a time, so memory stays flat for any result size. The
