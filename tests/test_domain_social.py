@@ -153,5 +153,5 @@ async def test_feed_shows_followed_authors_newest_first_with_stable_cursor(
     assert (await posts.feed(stranger.id)).items == []
     with pytest.raises(InvalidQueryError, match="malformed cursor"):
         await posts.feed(reader.id, cursor="garbage")
-    with pytest.raises(InvalidQueryError, match="invalid limit"):
+    with pytest.raises(InvalidQueryError, match="limit must be an integer from 1 to"):
         await posts.feed(reader.id, limit=0)

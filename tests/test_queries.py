@@ -248,7 +248,7 @@ async def test_bad_windows_are_refused(bad: Any, db: Database) -> None:
             await SocialQueries(s).platform_stats(days=bad)
 
 
-@pytest.mark.parametrize("bad", [-1, True, "0", 1.5])
+@pytest.mark.parametrize("bad", [-1, True, "0", 1.5, 2**63])
 async def test_bad_offsets_are_refused(bad: Any, session: DALSession) -> None:
     with pytest.raises(InvalidQueryError, match="offset must be an integer"):
         await StorefrontQueries(session).users(offset=bad)

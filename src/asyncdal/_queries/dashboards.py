@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncdal._queries._checks import check_days, check_limit
+from asyncdal._checks import check_days, check_limit
 from asyncdal._queries.profile import ProfileQueries
 from asyncdal._queries.results import (
     OrderSummary,
@@ -77,9 +77,9 @@ def _social_reads(
     top: int, days: int, trending: int
 ) -> tuple[_Read[list[TopUser]], _Read[list[TrendingHashtag]], _Read[PlatformStats]]:
     # Checked here, before any session is opened, so a bad argument costs no connection.
-    check_limit(top, "top")
+    check_limit(top, name="top")
     check_days(days)
-    check_limit(trending, "trending")
+    check_limit(trending, name="trending")
     return (
         lambda s: SocialQueries(s).top_users(limit=top),
         lambda s: SocialQueries(s).trending_hashtags(days=days, limit=trending),
@@ -101,8 +101,8 @@ def _storefront_reads(
 def _profile_reads(
     user_id: int, posts: int, orders: int
 ) -> tuple[_Read[UserSummary], _Read[list[PostSummary]], _Read[list[OrderSummary]]]:
-    check_limit(posts, "posts")
-    check_limit(orders, "orders")
+    check_limit(posts, name="posts")
+    check_limit(orders, name="orders")
     return (
         lambda s: ProfileQueries(s).user(user_id),
         lambda s: ProfileQueries(s).recent_posts(user_id, limit=posts),

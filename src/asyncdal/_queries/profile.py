@@ -5,10 +5,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from asyncdal._checks import check_limit
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import NotFoundError
 from asyncdal._models import Order, Post, User
-from asyncdal._queries._checks import check_limit
 from asyncdal._queries.results import OrderSummary, PostSummary, UserSummary
 from asyncdal._queries.storefront import order_columns, user_columns
 

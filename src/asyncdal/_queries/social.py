@@ -8,9 +8,9 @@ from decimal import Decimal
 from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from asyncdal._checks import check_days, check_limit
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._models import Hashtag, Post, PostHashtag, User
-from asyncdal._queries._checks import check_days, check_limit
 from asyncdal._queries.results import PlatformStats, TopUser, TrendingHashtag
 
 __all__ = ["SocialQueries"]

@@ -8,9 +8,9 @@ from decimal import Decimal
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from asyncdal._checks import check_limit, check_offset
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._models import Order, OrderStatus, Product, User
-from asyncdal._queries._checks import check_limit, check_offset
 from asyncdal._queries.results import OrderSummary, ProductSummary, UserSummary
 
 __all__ = ["StorefrontQueries", "order_columns", "user_columns"]

@@ -24,6 +24,7 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from asyncdal._checks import check_limit, check_offset
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import InvalidQueryError, NotFoundError
 from asyncdal._models.base import Base
@@ -31,8 +32,6 @@ from asyncdal._repositories.bulk import copy_rows
 from asyncdal._repositories.filters import SortKey, WhereSpec, parse_order, parse_where
 from asyncdal._repositories.pagination import (
     Page,
-    check_limit,
-    check_offset,
     decode_cursor,
     encode_cursor,
     keyset_condition,
@@ -212,7 +211,7 @@ class Repository(Generic[M]):
             async for user in users.stream({"verified": True}):
                 ...
         """
-        size = check_limit(batch_size, 100_000)
+        size = check_limit(batch_size, 100_000, name="batch_size")
         stmt, _ = self._select(where, order_by)
         with wrap_errors():
             result = await self.session.stream_scalars(stmt.execution_options(yield_per=size))

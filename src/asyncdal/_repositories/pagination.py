@@ -24,7 +24,7 @@ from sqlalchemy import ColumnElement, and_, or_, tuple_
 from asyncdal._errors import InvalidQueryError
 from asyncdal._repositories.filters import SortKey, coercer_for
 
-__all__ = ["Page", "check_limit", "decode_cursor", "encode_cursor", "keyset_condition"]
+__all__ = ["Page", "decode_cursor", "encode_cursor", "keyset_condition"]
 
 T = TypeVar("T")
 
@@ -62,20 +62,6 @@ class Page(Generic[T]):
     def has_next(self) -> bool:
         """Whether another page follows this one."""
         return self.next_cursor is not None or self.next_offset is not None
-
-
-def check_limit(limit: object, maximum: int) -> int:
-    """``limit`` if it is an integer in ``[1, maximum]``, else :class:`InvalidQueryError`."""
-    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= maximum:
-        raise InvalidQueryError(f"invalid limit {limit!r}: allowed 1 to {maximum}")
-    return limit
-
-
-def check_offset(offset: object) -> int:
-    """``offset`` if it is a non-negative integer PostgreSQL accepts, else an error."""
-    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < 2**63:
-        raise InvalidQueryError(f"invalid offset {offset!r}: allowed 0 or more")
-    return offset
 
 
 def _plain(value: object) -> object:

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm.attributes import set_committed_value
 
+from asyncdal._checks import check_limit
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import InvalidQueryError
 from asyncdal._models import Follow, Hashtag, Like, Post, PostHashtag
@@ -16,7 +17,6 @@ from asyncdal._repositories.counters import link, unlink
 from asyncdal._repositories.filters import parse_order
 from asyncdal._repositories.pagination import (
     Page,
-    check_limit,
     decode_cursor,
     encode_cursor,
     keyset_condition,
