@@ -2,7 +2,7 @@
 
     python benchmarks/roundtrips.py     # no DATABASE_URL: a throwaway embedded server
 
-Runs the benchmarks' own contenders (``asyncdal._bench``; profile ``smoke`` but with the full
+Runs the benchmarks' own contenders (``harness``; profile ``smoke`` but with the full
 profile's 40 lookups per B3 task, so a session per task is amortized as in B3) once through a
 counting TCP proxy: every Sync or simple Query message the client sends waits for the server's
 ReadyForQuery, so their count is the number of round trips. Then, directly, it measures the
@@ -21,12 +21,12 @@ from collections import Counter
 from rich.console import Console
 from rich.table import Table
 
-from asyncdal._bench.context import PROFILES, open_context
-from asyncdal._bench.fanout import fanout_benchmark
-from asyncdal._bench.harness import Benchmark
-from asyncdal._bench.lookups import lookups_benchmark
-from asyncdal._database import Database
-from asyncdal._demo import migrate_and_seed
+from asyncdal import Database
+from asyncdal.cli._demo import migrate_and_seed
+from harness.context import PROFILES, open_context
+from harness.fanout import fanout_benchmark
+from harness.harness import Benchmark
+from harness.lookups import lookups_benchmark
 
 SSL_OR_GSS_REQUEST = {80877103, 80877104}
 
@@ -127,7 +127,7 @@ async def measure(url: str, host: str, port: int, console: Console) -> None:
 def main() -> None:
     from sqlalchemy.engine import make_url
 
-    from asyncdal._embedded import EmbeddedPostgres
+    from asyncdal.testing import EmbeddedPostgres
 
     console = Console()
     url = os.environ.get("DATABASE_URL")
@@ -136,7 +136,7 @@ def main() -> None:
         asyncio.run(measure(url, parsed.host or "localhost", parsed.port or 5432, console))
         return
     with EmbeddedPostgres() as pg:
-        asyncio.run(measure(pg.url, "127.0.0.1", pg.port, console))
+        asyncio.run(measure(pg.url, "127.0.0.1", pg.port or 5432, console))
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import pytest
 
-from asyncdal import EmbeddedPostgres
-from asyncdal._pg_binaries import SUPERUSER, find_bin_dir, server_account
+from asyncdal.testing import EmbeddedPostgres
+from asyncdal.testing._pg_binaries import SUPERUSER, find_bin_dir, server_account
 
 __all__ = [
     "PgBouncer",

@@ -20,7 +20,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from asyncdal import Base, DALSession, Database, EmbeddedPostgres, upgrade
+from asyncdal import Base, DALSession, Database, upgrade
+from asyncdal.testing import EmbeddedPostgres
 from tests.factories import current_session
 
 TEST_APPLICATION_NAME = "asyncdal-tests"

@@ -18,18 +18,9 @@ from factory.alchemy import SQLAlchemyModelFactory
 from factory.faker import Faker as _Faker
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asyncdal import (
-    Follow,
-    Hashtag,
-    Like,
-    Order,
-    OrderItem,
-    OrderStatus,
-    Post,
-    PostHashtag,
-    Product,
-    User,
-)
+from asyncdal.accounts import User
+from asyncdal.commerce import Order, OrderItem, OrderStatus, Product
+from asyncdal.social import Follow, Hashtag, Like, Post, PostHashtag
 
 current_session: ContextVar[AsyncSession] = ContextVar("current_session")
 

@@ -28,13 +28,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import (
-    DALSession,
-    Database,
-    DatabaseUnavailableError,
-    QueryTimeoutError,
-    User,
-)
+from asyncdal import DALSession, Database, DatabaseUnavailableError, QueryTimeoutError
+from asyncdal.accounts import User
 from tests._proxy import Proxy
 
 pytestmark = pytest.mark.filterwarnings("error")

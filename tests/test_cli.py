@@ -7,14 +7,11 @@ subprocess); ``test_cli_interrupt.py`` covers Ctrl-C in a real subprocess.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 from sqlalchemy.engine import make_url
 
 from asyncdal import Database
-from asyncdal._cli import main
+from asyncdal.cli import main
 
 SECRET = "s3cr3t-pw"
 
@@ -58,7 +55,7 @@ def test_unknown_command(capsys: pytest.CaptureFixture[str]) -> None:
 def test_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["--help"], capsys)
     assert code == 0
-    for command in ("demo", "migrate", "seed", "bench"):
+    for command in ("demo", "migrate", "seed", "check"):
         assert command in out
 
 
@@ -144,58 +141,3 @@ async def test_demo_then_rerun_skips_seeding(
     assert (code, err) == (0, "")
     assert "Seeding skipped: the database already has data" in out
     assert "1,000 posts" in out  # not duplicated
-
-
-async def test_bench_smoke_writes_every_contender(
-    capsys: pytest.CaptureFixture[str],
-    committed_db: Database,
-    migrated_url: str,
-    tmp_path: Path,
-) -> None:
-    import asyncio
-
-    output = tmp_path / "smoke.json"
-    argv = ["bench", "--smoke", "--database-url", migrated_url, "--output", str(output)]
-    code, out, err = await asyncio.to_thread(run, argv, capsys)
-    assert (code, err) == (0, ""), err
-    results = json.loads(output.read_text())
-    assert results["profile"] == "smoke"
-    assert results["machine"]["cores"] >= 1
-    benches = {b["id"]: b for b in results["benchmarks"]}
-    assert sorted(benches) == ["B1", "B2", "B3", "B4"]
-    expected = {
-        "B1": {"db.gather", "sequential, one session", "raw asyncpg pool + gather"},
-        "B2": {"db.gather", "sequential, one session", "raw asyncpg pool + gather"},
-        "B3": {
-            "repository.get, session per lookup",
-            "repository.get, session per task",
-            "plain session.get, session per lookup",
-            "plain session.get, session per task",
-            "raw asyncpg pool",
-        },
-        "B4": {
-            "add_many",
-            "ORM add_all + flush",
-            "Core insert() with dicts",
-            "asyncpg copy_records_to_table",
-        },
-    }
-    for bench_id, names in expected.items():
-        bench = benches[bench_id]
-        got = {c["name"] for c in bench["contenders"]}
-        assert names <= got, bench_id
-        for contender in bench["contenders"]:
-            assert contender["median_s"] > 0
-            assert contender["throughput_per_s"] > 0
-            assert len(contender["samples_s"]) == results["repeats"] == 1
-        assert bench["target"]
-        assert isinstance(bench["target_met"], bool)
-        assert all(value > 0 for value in bench["ratios"].values())
-    assert benches["B1"]["ratios"]["db.gather / one read alone"] > 0
-    assert benches["B4"]["ratios"]["add_many / asyncpg COPY"] > 0
-    assert "B4: bulk insert" in out
-    # The bulk inserts were rolled back: only the seeded users remain.
-    async with committed_db.session() as session:
-        from sqlalchemy import text
-
-        assert (await session.execute(text("SELECT count(*) FROM users"))).scalar_one() == 100

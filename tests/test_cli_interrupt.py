@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncdal._embedded import find_bin_dir
+from asyncdal.testing._embedded import find_bin_dir
 
 try:
     find_bin_dir()
@@ -42,7 +42,7 @@ def test_ctrl_c_during_seeding_leaves_nothing_behind(tmp_path: Path) -> None:
     env["PYTHONUNBUFFERED"] = "1"
     env["COLUMNS"] = "300"  # one line per message: the data dir path is not wrapped
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from asyncdal._cli import main; main()", "demo"],
+        [sys.executable, "-c", "from asyncdal.cli import main; main()", "demo"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,

@@ -6,7 +6,7 @@ import asyncio
 
 import asyncpg
 
-from asyncdal import EmbeddedPostgres
+from asyncdal.testing import EmbeddedPostgres
 from tests._cluster import pgbouncer, requires_pgbouncer, requires_replication, standby, sync_pair
 
 

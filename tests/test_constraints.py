@@ -7,22 +7,11 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import delete, func, insert, select, update
 
-from asyncdal import (
-    CheckViolationError,
-    ConflictError,
-    DALSession,
-    DuplicateError,
-    Follow,
-    ForeignKeyError,
-    Hashtag,
-    Like,
-    Order,
-    OrderItem,
-    Post,
-    Product,
-    User,
-)
+from asyncdal import CheckViolationError, ConflictError, DALSession, DuplicateError, ForeignKeyError
 from asyncdal._error_mapping import wrap_errors
+from asyncdal.accounts import User
+from asyncdal.commerce import Order, OrderItem, Product
+from asyncdal.social import Follow, Hashtag, Like, Post
 from tests.factories import (
     FollowFactory,
     LikeFactory,

@@ -11,13 +11,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import (
-    Database,
-    DatabaseUnavailableError,
-    DuplicateError,
-    QueryTimeoutError,
-    User,
-)
+from asyncdal import Database, DatabaseUnavailableError, DuplicateError, QueryTimeoutError
+from asyncdal.accounts import User
 
 SECRET = "s3cr3t-Pa55"
 

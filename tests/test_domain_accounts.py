@@ -13,12 +13,11 @@ from asyncdal import (
     DALSession,
     Database,
     DuplicateError,
-    Follow,
     ForeignKeyError,
     NotFoundError,
-    User,
-    UserRepository,
 )
+from asyncdal.accounts import User, UserRepository
+from asyncdal.social import Follow, FollowRepository
 from tests.factories import UserFactory, create
 
 
@@ -59,7 +58,7 @@ async def test_create_duplicate_email(session: DALSession) -> None:
 
 async def test_follow_and_unfollow_keep_the_counter(session: DALSession) -> None:
     alice, bob, carol = await create(UserFactory, 3)
-    repo = UserRepository(session)
+    repo = FollowRepository(session)
     assert await repo.follow(alice.id, bob.id) is True
     assert await repo.follow(carol.id, bob.id) is True
     assert await _followers(session, bob.id) == (2, 2)
@@ -71,7 +70,7 @@ async def test_follow_and_unfollow_keep_the_counter(session: DALSession) -> None
 
 async def test_duplicate_follow_is_an_error_unless_exist_ok(session: DALSession) -> None:
     alice, bob = await create(UserFactory, 2)
-    repo = UserRepository(session)
+    repo = FollowRepository(session)
     await repo.follow(alice.id, bob.id)
     with pytest.raises(DuplicateError, match="already follows") as info:
         await repo.follow(alice.id, bob.id)
@@ -83,7 +82,7 @@ async def test_duplicate_follow_is_an_error_unless_exist_ok(session: DALSession)
 async def test_self_follow_is_a_check_violation_and_writes_nothing(session: DALSession) -> None:
     (alice,) = await create(UserFactory, 1)
     with pytest.raises(CheckViolationError, match="cannot follow themselves") as info:
-        await UserRepository(session).follow(alice.id, alice.id)
+        await FollowRepository(session).follow(alice.id, alice.id)
     assert info.value.constraint == "ck_follows_not_self"
     assert await _followers(session, alice.id) == (0, 0)
 
@@ -91,7 +90,7 @@ async def test_self_follow_is_a_check_violation_and_writes_nothing(session: DALS
 async def test_follow_unknown_user_is_a_foreign_key_error(session: DALSession) -> None:
     (alice,) = await create(UserFactory, 1)
     with pytest.raises(ForeignKeyError):
-        await UserRepository(session).follow(alice.id, 999_999)
+        await FollowRepository(session).follow(alice.id, 999_999)
 
 
 async def test_concurrent_follow_unfollow_storm_keeps_every_counter_exact(
@@ -110,7 +109,7 @@ async def test_concurrent_follow_unfollow_storm_keeps_every_counter_exact(
 
     async def run(op: str, a: int, b: int) -> bool:
         async with committed_db.session() as s:
-            repo = UserRepository(s)
+            repo = FollowRepository(s)
             if op == "follow":
                 return await repo.follow(a, b, exist_ok=True)
             return await repo.unfollow(a, b)
@@ -143,7 +142,7 @@ async def test_concurrent_duplicate_follows_create_exactly_one(committed_db: Dat
 
     async def follow() -> bool:
         async with committed_db.session() as s:
-            return await UserRepository(s).follow(a.id, b.id, exist_ok=True)
+            return await FollowRepository(s).follow(a.id, b.id, exist_ok=True)
 
     results = await asyncio.gather(*(follow() for _ in range(50)))
     assert results.count(True) == 1

@@ -15,13 +15,15 @@ from asyncdal import (
     InsufficientStockError,
     InvalidQueryError,
     NotFoundError,
+)
+from asyncdal.accounts import UserRepository
+from asyncdal.commerce import (
     Order,
     OrderItem,
     OrderRepository,
     OrderStatus,
     Product,
     ProductRepository,
-    UserRepository,
 )
 from tests.factories import ProductFactory, UserFactory, create
 

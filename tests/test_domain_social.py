@@ -7,18 +7,16 @@ import asyncio
 import pytest
 from sqlalchemy import func, select
 
-from asyncdal import (
-    DALSession,
-    Database,
-    ForeignKeyError,
+from asyncdal import DALSession, Database, ForeignKeyError, InvalidQueryError
+from asyncdal.accounts import UserRepository
+from asyncdal.social import (
+    FollowRepository,
     Hashtag,
     HashtagRepository,
-    InvalidQueryError,
     Like,
     Post,
     PostHashtag,
     PostRepository,
-    UserRepository,
 )
 from tests.factories import PostFactory, UserFactory, create
 
@@ -135,7 +133,7 @@ async def test_feed_shows_followed_authors_newest_first_with_stable_cursor(
     session: DALSession,
 ) -> None:
     reader, followed, stranger = await create(UserFactory, 3)
-    users = UserRepository(session)
+    users = FollowRepository(session)
     posts = PostRepository(session)
     await users.follow(reader.id, followed.id)
     mine = [await posts.create(author_id=followed.id, body=f"post {i}") for i in range(5)]

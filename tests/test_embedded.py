@@ -16,7 +16,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from asyncdal._embedded import EmbeddedPostgres, EmbeddedPostgresError, find_bin_dir
+from asyncdal.testing._embedded import EmbeddedPostgres, EmbeddedPostgresError, find_bin_dir
 
 
 def _have_postgres() -> bool:
@@ -109,7 +109,7 @@ def test_explicit_port_database_and_idempotent_stop() -> None:
 _CHILD = textwrap.dedent(
     """
     import os, signal, sys
-    from asyncdal._embedded import EmbeddedPostgres
+    from asyncdal.testing._embedded import EmbeddedPostgres
     pg = EmbeddedPostgres().start()
     print(pg.temp_dir, pg.pid, flush=True)
     if sys.argv[1] == "kill":

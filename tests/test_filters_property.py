@@ -16,8 +16,9 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from asyncdal import DALSession, Filter, InvalidQueryError, User, UserRepository
-from asyncdal._repositories.filters import ALL_OPERATORS
+from asyncdal import DALSession, Filter, InvalidQueryError
+from asyncdal._repository.filters import ALL_OPERATORS
+from asyncdal.accounts import User, UserRepository
 from tests.factories import UserFactory, create
 
 INJECTIONS = [

@@ -12,15 +12,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import (
-    DALSession,
-    Database,
-    InvalidQueryError,
-    NotFoundError,
-    ProfileQueries,
-    QueryTimeoutError,
-    User,
-)
+from asyncdal import DALSession, Database, InvalidQueryError, NotFoundError, QueryTimeoutError
+from asyncdal.accounts import User
+from asyncdal.social import ProfileQueries
 
 pytestmark = pytest.mark.committed
 

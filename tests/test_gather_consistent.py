@@ -11,7 +11,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import DALSession, Database, Post, SocialQueries, User
+from asyncdal import DALSession, Database
+from asyncdal.accounts import User
+from asyncdal.social import Post, SocialQueries
 
 pytestmark = pytest.mark.committed
 

@@ -1,37 +1,94 @@
-"""The public surface: one sorted ``__all__``, everything documented, nothing private leaking."""
+"""The public surface: one sorted ``__all__`` per public module, everything documented, nothing
+private leaking, and ``import asyncdal`` light (no domain, no CLI, no typer or rich)."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import subprocess
+import sys
+from types import ModuleType
+
+import pytest
 
 import asyncdal
 from asyncdal import _errors
 
+PUBLIC_MODULES = [
+    "asyncdal",
+    "asyncdal.accounts",
+    "asyncdal.commerce",
+    "asyncdal.social",
+    "asyncdal.testing",
+]
 
-def test_all_is_sorted_and_unique() -> None:
-    assert list(asyncdal.__all__) == sorted(set(asyncdal.__all__))
+
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
 
 
-def test_all_matches_public_names() -> None:
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_is_sorted_and_unique(name: str) -> None:
+    exported = list(_module(name).__all__)
+    assert exported == sorted(set(exported))
+
+
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_all_matches_public_names(name: str) -> None:
+    module = _module(name)
     public = {
-        name
-        for name, value in vars(asyncdal).items()
-        if not name.startswith("_") and not inspect.ismodule(value)
+        attr
+        for attr, value in vars(module).items()
+        if not attr.startswith("_") and not inspect.ismodule(value)
     }
-    assert public == set(asyncdal.__all__) - {"__version__"}
+    assert public == set(module.__all__) - {"__version__"}
 
 
-def test_every_public_object_is_documented_and_exported_from_the_package() -> None:
-    for name in asyncdal.__all__:
-        if name == "__version__":
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
+def test_every_public_object_is_documented(name: str) -> None:
+    module = _module(name)
+    assert inspect.getdoc(module), f"{name} has no docstring"
+    for attr in module.__all__:
+        if attr == "__version__":
             continue
-        obj = getattr(asyncdal, name)
-        assert inspect.getdoc(obj), f"{name} has no docstring"
-        if inspect.isclass(obj):
-            for attr, member in vars(obj).items():
-                if attr.startswith("_") or not callable(member):
+        obj = getattr(module, attr)
+        assert inspect.getdoc(obj), f"{name}.{attr} has no docstring"
+        if inspect.isclass(obj) and obj.__module__.startswith("asyncdal"):
+            for member_name, member in vars(obj).items():
+                if member_name.startswith("_") or not callable(member):
                     continue
-                assert inspect.getdoc(member), f"{name}.{attr} has no docstring"
+                assert inspect.getdoc(member), f"{name}.{attr}.{member_name} has no docstring"
+
+
+def test_the_layer_exports_the_layer_only() -> None:
+    assert len(asyncdal.__all__) <= 30
+    for attr in asyncdal.__all__:
+        obj = getattr(asyncdal, attr)
+        module = getattr(obj, "__module__", "asyncdal")
+        assert not module.startswith(("asyncdal.accounts", "asyncdal.social", "asyncdal.commerce"))
+        assert not module.startswith(("asyncdal.testing", "asyncdal.cli"))
+
+
+def test_import_asyncdal_loads_neither_tooling_nor_the_domain() -> None:
+    code = (
+        "import sys, asyncdal\n"
+        "loaded = set(sys.modules)\n"
+        "heavy = {'typer', 'rich', 'asyncdal.cli', 'asyncdal.testing', 'asyncdal.accounts',"
+        " 'asyncdal.social', 'asyncdal.commerce', 'harness'}\n"
+        "print(sorted(heavy & loaded))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_command_without_its_extra_says_what_to_install() -> None:
+    # Block typer as if the [cli] extra were not installed.
+    code = "import sys; sys.modules['typer'] = None; from asyncdal.cli import main; main(['demo'])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "asyncdal: the command line needs typer: pip install 'asyncdal[cli]'"
+    )
 
 
 def test_errors_form_one_tree_drawn_in_the_docstring() -> None:

@@ -13,27 +13,22 @@ from sqlalchemy.pool import QueuePool
 from asyncdal import (
     DALSession,
     Database,
-    Hashtag,
     InvalidQueryError,
     NotFoundError,
-    Order,
-    OrderStatus,
+)
+from asyncdal.accounts import User
+from asyncdal.commerce import Order, OrderStatus, Product, StorefrontOverview, StorefrontQueries
+from asyncdal.social import (
+    Hashtag,
     PlatformStats,
     Post,
     PostHashtag,
-    Product,
     ProfileQueries,
+    SocialDashboard,
     SocialQueries,
-    StorefrontQueries,
     TopUser,
     TrendingHashtag,
-    User,
-    social_dashboard,
-    social_dashboard_sequential,
-    storefront_overview,
-    storefront_overview_sequential,
-    user_profile,
-    user_profile_sequential,
+    UserProfile,
 )
 
 pytestmark = pytest.mark.committed
@@ -118,7 +113,7 @@ async def test_social_dashboard_numbers(committed_db: Database) -> None:
     data = await _seed(committed_db)
     ada, bob = data["users"]["ada"], data["users"]["bob"]
 
-    dash = await social_dashboard(committed_db, top=2, days=7, trending=10)
+    dash = await SocialDashboard.load(committed_db, top=2, days=7, trending=10)
 
     assert dash.top_users == [
         TopUser(ada.id, "ada", "Ada", 300, True),
@@ -134,7 +129,7 @@ async def test_social_dashboard_numbers(committed_db: Database) -> None:
         days=7, total_posts=4, active_users=2, total_likes=17, avg_likes=Decimal("4.25")
     )
 
-    wide = await social_dashboard(committed_db, top=10, days=30, trending=1, consistent=True)
+    wide = await SocialDashboard.load(committed_db, top=10, days=30, trending=1, consistent=True)
     assert [u.username for u in wide.top_users] == ["ada", "bob", "cy", "dee"]
     assert wide.trending_hashtags == [TrendingHashtag("python", 4)]
     assert wide.stats == PlatformStats(
@@ -143,23 +138,26 @@ async def test_social_dashboard_numbers(committed_db: Database) -> None:
     assert isinstance(wide.stats.avg_likes, Decimal)
 
 
-async def test_sequential_twins_agree_with_the_fan_out(committed_db: Database) -> None:
+async def test_views_reads_on_one_session_agree_with_the_fan_out(committed_db: Database) -> None:
     data = await _seed(committed_db)
     ada = data["users"]["ada"]
     async with committed_db.session() as s:
-        social = await social_dashboard_sequential(s, top=3, days=7, trending=3)
-        store = await storefront_overview_sequential(s, limit=2)
-        profile = await user_profile_sequential(s, ada.id, posts=1, orders=5)
-    assert social == await social_dashboard(committed_db, top=3, days=7, trending=3)
-    assert store == await storefront_overview(committed_db, limit=2)
-    assert profile == await user_profile(committed_db, ada.id, posts=1, orders=5)
+        top, trending, stats = SocialDashboard.reads(top=3, trending=3)
+        social = SocialDashboard(await top(s), await trending(s), await stats(s))
+        users, orders, products = StorefrontOverview.reads(limit=2)
+        store = StorefrontOverview(await users(s), await orders(s), await products(s))
+        user, posts, recent = UserProfile.reads(ada.id, posts=1, orders=5)
+        profile = UserProfile(await user(s), await posts(s), await recent(s))
+    assert social == await SocialDashboard.load(committed_db, top=3, days=7, trending=3)
+    assert store == await StorefrontOverview.load(committed_db, limit=2)
+    assert profile == await UserProfile.load(committed_db, ada.id, posts=1, orders=5)
 
 
 async def test_storefront_overview_lists(committed_db: Database) -> None:
     data = await _seed(committed_db)
     users, products, orders = data["users"], data["products"], data["orders"]
 
-    overview = await storefront_overview(committed_db, limit=50)
+    overview = await StorefrontOverview.load(committed_db, limit=50)
 
     assert [u.username for u in overview.users] == ["ada", "bob", "cy", "dee"]
     assert overview.users[0].id == users["ada"].id
@@ -190,7 +188,7 @@ async def test_user_profile(committed_db: Database) -> None:
     ada, dee = data["users"]["ada"], data["users"]["dee"]
     orders = data["orders"]
 
-    profile = await user_profile(committed_db, ada.id, posts=10, orders=10)
+    profile = await UserProfile.load(committed_db, ada.id, posts=10, orders=10)
 
     assert profile.user.username == "ada"
     assert profile.user.follower_count == 300
@@ -199,11 +197,11 @@ async def test_user_profile(committed_db: Database) -> None:
     assert [p.like_count for p in profile.recent_posts] == [10, 5]
     assert [o.id for o in profile.recent_orders] == [orders[2].id, orders[0].id]
 
-    empty = await user_profile(committed_db, dee.id)
+    empty = await UserProfile.load(committed_db, dee.id)
     assert (empty.user.username, empty.recent_posts, empty.recent_orders) == ("dee", [], [])
 
     with pytest.raises(NotFoundError) as caught:
-        await user_profile(committed_db, 10**12)
+        await UserProfile.load(committed_db, 10**12)
     assert caught.value.model == "User"
     assert caught.value.key == 10**12
     assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
@@ -228,11 +226,11 @@ async def test_results_are_frozen(session: DALSession) -> None:
 @pytest.mark.parametrize("bad", [0, -1, 1001, True, "5", 2.0, None])
 async def test_bad_limits_are_refused_before_any_query(bad: Any, db: Database) -> None:
     with pytest.raises(InvalidQueryError, match="top must be an integer"):
-        await social_dashboard(db, top=bad)
+        await SocialDashboard.load(db, top=bad)
     with pytest.raises(InvalidQueryError, match="limit must be an integer"):
-        await storefront_overview(db, limit=bad)
+        await StorefrontOverview.load(db, limit=bad)
     with pytest.raises(InvalidQueryError, match="posts must be an integer"):
-        await user_profile(db, 1, posts=bad)
+        await UserProfile.load(db, 1, posts=bad)
     async with db.session() as s:
         with pytest.raises(InvalidQueryError, match="limit must be an integer"):
             await StorefrontQueries(s).orders(limit=bad)
@@ -242,7 +240,7 @@ async def test_bad_limits_are_refused_before_any_query(bad: Any, db: Database) -
 @pytest.mark.parametrize("bad", [0, -1, 3651, True, "7", 7.0, None])
 async def test_bad_windows_are_refused(bad: Any, db: Database) -> None:
     with pytest.raises(InvalidQueryError, match="days must be an integer"):
-        await social_dashboard(db, days=bad)
+        await SocialDashboard.load(db, days=bad)
     async with db.session() as s:
         with pytest.raises(InvalidQueryError, match="days must be an integer"):
             await SocialQueries(s).platform_stats(days=bad)

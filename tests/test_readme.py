@@ -8,7 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from asyncdal import Database, Product, User
+from asyncdal import Database
+from asyncdal.accounts import User
+from asyncdal.commerce import Product
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

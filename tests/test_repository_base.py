@@ -21,15 +21,10 @@ from asyncdal import (
     ForeignKeyError,
     InvalidQueryError,
     NotFoundError,
-    Order,
-    OrderRepository,
-    OrderStatus,
     Page,
-    Product,
-    ProductRepository,
-    User,
-    UserRepository,
 )
+from asyncdal.accounts import User, UserRepository
+from asyncdal.commerce import Order, OrderRepository, OrderStatus, Product, ProductRepository
 from tests.factories import ProductFactory, UserFactory, create
 
 

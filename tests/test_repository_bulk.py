@@ -7,18 +7,9 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from asyncdal import (
-    DALSession,
-    Database,
-    DuplicateError,
-    InvalidQueryError,
-    Order,
-    OrderRepository,
-    OrderStatus,
-    Product,
-    ProductRepository,
-    UserRepository,
-)
+from asyncdal import DALSession, Database, DuplicateError, InvalidQueryError
+from asyncdal.accounts import UserRepository
+from asyncdal.commerce import Order, OrderRepository, OrderStatus, Product, ProductRepository
 from tests.factories import UserFactory, create
 
 

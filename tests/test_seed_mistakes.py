@@ -16,7 +16,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import ConcurrentSessionUseError, Database, User, social_dashboard
+from asyncdal import ConcurrentSessionUseError, Database
+from asyncdal.accounts import User
+from asyncdal.social import SocialDashboard
 
 pytestmark = pytest.mark.committed
 
@@ -106,7 +108,7 @@ async def test_seed_000_way_one_connection_per_query_works(dsn: str) -> None:
 async def test_the_layer_runs_the_seed_002_dashboard_concurrently(committed_db: Database) -> None:
     async with committed_db.session() as s:
         s.add(User(username="ada", email="ada@example.org", follower_count=7))
-    dashboard = await social_dashboard(committed_db, top=5, days=7)
+    dashboard = await SocialDashboard.load(committed_db, top=5, days=7)
     assert [(u.username, u.follower_count) for u in dashboard.top_users] == [("ada", 7)]
     assert dashboard.stats.total_posts == 0
 

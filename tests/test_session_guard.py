@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from asyncdal import ConcurrentSessionUseError, DALSession, Database, User
+from asyncdal import ConcurrentSessionUseError, DALSession, Database
+from asyncdal.accounts import User
 
 SLEEP = text("SELECT pg_sleep(0.2)")
 SELECT_ONE = text("SELECT 1")

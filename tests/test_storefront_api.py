@@ -17,7 +17,9 @@ import httpx
 import pytest
 from examples.storefront import create_app
 
-from asyncdal import DALSession, Database, Order, OrderStatus, Product, User
+from asyncdal import DALSession, Database
+from asyncdal.accounts import User
+from asyncdal.commerce import Order, OrderStatus, Product
 from tests.factories import (
     HashtagFactory,
     OrderFactory,

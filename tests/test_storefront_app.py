@@ -39,12 +39,12 @@ from asyncdal import (
     InvalidQueryError,
     MigrationError,
     NotFoundError,
-    Product,
     QueryTimeoutError,
     Settings,
     current_revision,
     head_revision,
 )
+from asyncdal.commerce import Product
 from tests.conftest import TEST_APPLICATION_NAME, _dsn
 
 pytestmark = pytest.mark.committed

@@ -21,7 +21,8 @@ from examples.storefront import create_app
 from sqlalchemy import func, select
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import Database, Order, OrderItem, Product
+from asyncdal import Database
+from asyncdal.commerce import Order, OrderItem, Product
 from tests.conftest import TEST_APPLICATION_NAME
 from tests.factories import OrderFactory, ProductFactory, UserFactory, create, current_session
 

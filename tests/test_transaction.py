@@ -15,13 +15,12 @@ from asyncdal import (
     DALSession,
     Database,
     DuplicateError,
-    Product,
     QueryTimeoutError,
-    User,
-    UserRepository,
 )
 from asyncdal._error_mapping import sqlstate_of
 from asyncdal._transaction import BACKOFF_BASE, BACKOFF_MAX, backoff_delay
+from asyncdal.accounts import User, UserRepository
+from asyncdal.commerce import Product
 
 
 async def _product(db: Database, stock: int = 10, sku: str = "TX-1") -> int:

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import uvicorn
 
-from asyncdal import EmbeddedPostgres, Settings
+from asyncdal import Settings
+from asyncdal.testing import EmbeddedPostgres
 from examples.storefront.app import MIGRATE_ON_START_ENV, create_app, migrate_on_start
 
 __all__ = ["main"]

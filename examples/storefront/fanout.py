@@ -12,7 +12,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from asyncdal import social_dashboard, storefront_overview, user_profile
+from asyncdal.commerce import StorefrontOverview
+from asyncdal.social import SocialDashboard, UserProfile
 from examples.storefront.deps import DatabaseDep
 from examples.storefront.schemas import Dashboard, ErrorBody, Overview, Profile
 
@@ -35,7 +36,7 @@ async def read_all(
     limit: Annotated[int, Query(ge=1, le=_MAX_ROWS, description="rows of each list")] = 50,
 ) -> Overview:
     """Users, orders (newest first) and products, the three read concurrently."""
-    return Overview.model_validate(await storefront_overview(db, limit=limit))
+    return Overview.model_validate(await StorefrontOverview.load(db, limit=limit))
 
 
 @router.get("/dashboard", response_model=Dashboard, responses=_ERRORS)
@@ -49,7 +50,7 @@ async def dashboard(
     ] = False,
 ) -> Dashboard:
     """Top users by followers, trending hashtags and platform stats, read concurrently."""
-    result = await social_dashboard(
+    result = await SocialDashboard.load(
         db, top=top, days=days, trending=trending, consistent=consistent
     )
     return Dashboard.model_validate(result)
@@ -63,4 +64,4 @@ async def profile(
     orders: Annotated[int, Query(ge=1, le=100, description="how many recent orders")] = 10,
 ) -> Profile:
     """A user with their recent posts and orders; 404 when there is no such user."""
-    return Profile.model_validate(await user_profile(db, user_id, posts=posts, orders=orders))
+    return Profile.model_validate(await UserProfile.load(db, user_id, posts=posts, orders=orders))

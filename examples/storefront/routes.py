@@ -12,7 +12,9 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Path, status
 
-from asyncdal import Base, OrderRepository, Page, ProductRepository, Repository, UserRepository
+from asyncdal import Base, Page, Repository
+from asyncdal.accounts import UserRepository
+from asyncdal.commerce import OrderRepository, ProductRepository
 from examples.storefront.deps import SessionDep
 from examples.storefront.listing import Listing, listing
 from examples.storefront.schemas import (

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from asyncdal import OrderStatus
+from asyncdal.commerce import OrderStatus
 
 __all__ = [
     "MAX_ORDER_LINES",

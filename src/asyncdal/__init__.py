@@ -2,11 +2,16 @@
 
 Built on SQLAlchemy 2.0's asyncio ORM, asyncpg and Alembic. Every concurrent read runs in its
 own ``AsyncSession``: ``await db.gather(...)`` is the obvious way to fan out queries.
+
+This module is the layer: the database, sessions, repositories, errors and migrations. The
+domain lives in public subpackages (:mod:`asyncdal.accounts`, :mod:`asyncdal.social`,
+:mod:`asyncdal.commerce`); test helpers in :mod:`asyncdal.testing`; the command line, an extra,
+in :mod:`asyncdal.cli`.
 """
 
+from asyncdal._base import Base
 from asyncdal._config import Settings
 from asyncdal._database import Database
-from asyncdal._embedded import EmbeddedPostgres
 from asyncdal._errors import (
     AsyncDALError,
     CheckViolationError,
@@ -25,50 +30,7 @@ from asyncdal._errors import (
     QueryTimeoutError,
 )
 from asyncdal._migrate import check_schema, current_revision, downgrade, head_revision, upgrade
-from asyncdal._models import (
-    Base,
-    Follow,
-    Hashtag,
-    Like,
-    Order,
-    OrderItem,
-    OrderStatus,
-    Post,
-    PostHashtag,
-    Product,
-    User,
-)
-from asyncdal._queries import (
-    OrderSummary,
-    PlatformStats,
-    PostSummary,
-    ProductSummary,
-    ProfileQueries,
-    SocialDashboard,
-    SocialQueries,
-    StorefrontOverview,
-    StorefrontQueries,
-    TopUser,
-    TrendingHashtag,
-    UserProfile,
-    UserSummary,
-    social_dashboard,
-    social_dashboard_sequential,
-    storefront_overview,
-    storefront_overview_sequential,
-    user_profile,
-    user_profile_sequential,
-)
-from asyncdal._repositories import (
-    Filter,
-    HashtagRepository,
-    OrderRepository,
-    Page,
-    PostRepository,
-    ProductRepository,
-    Repository,
-    UserRepository,
-)
+from asyncdal._repository import Filter, Page, Repository
 from asyncdal._session import DALSession
 
 __version__ = "0.1.0"
@@ -85,56 +47,21 @@ __all__ = [
     "Database",
     "DatabaseUnavailableError",
     "DuplicateError",
-    "EmbeddedPostgres",
     "EmbeddedPostgresError",
     "Filter",
-    "Follow",
     "ForeignKeyError",
-    "Hashtag",
-    "HashtagRepository",
     "InsufficientStockError",
     "InvalidQueryError",
-    "Like",
     "MigrationError",
     "NotFoundError",
-    "Order",
-    "OrderItem",
-    "OrderRepository",
-    "OrderStatus",
-    "OrderSummary",
     "Page",
-    "PlatformStats",
-    "Post",
-    "PostHashtag",
-    "PostRepository",
-    "PostSummary",
-    "Product",
-    "ProductRepository",
-    "ProductSummary",
-    "ProfileQueries",
     "QueryTimeoutError",
     "Repository",
     "Settings",
-    "SocialDashboard",
-    "SocialQueries",
-    "StorefrontOverview",
-    "StorefrontQueries",
-    "TopUser",
-    "TrendingHashtag",
-    "User",
-    "UserProfile",
-    "UserRepository",
-    "UserSummary",
     "__version__",
     "check_schema",
     "current_revision",
     "downgrade",
     "head_revision",
-    "social_dashboard",
-    "social_dashboard_sequential",
-    "storefront_overview",
-    "storefront_overview_sequential",
     "upgrade",
-    "user_profile",
-    "user_profile_sequential",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from types import TracebackType
@@ -12,10 +13,11 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from asyncdal._concurrency import GatherOptions, Read, gather_reads
 from asyncdal._config import Settings, mask_url
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import DatabaseUnavailableError
+from asyncdal._gather import GatherOptions, Read, gather_reads
+from asyncdal._limiter import Slots, gather_slots
 from asyncdal._session import DALSession
 from asyncdal._transaction import run_transaction
 
@@ -66,6 +68,9 @@ class Database:
         self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
             self.engine, class_=DALSession, expire_on_commit=False
         )
+        # The bound shared by every db.gather of this Database. asyncio primitives belong to
+        # one event loop, so it is made per loop, lazily.
+        self._gather_limiter: tuple[asyncio.AbstractEventLoop, Slots] | None = None
 
     @classmethod
     def from_url(cls, url: str | URL, **options: Any) -> Self:
@@ -190,7 +195,20 @@ class Database:
                 lambda s: SocialQueries(s).trending_hashtags(days=7),
             )
         """
-        return await gather_reads(self, reads, consistent=consistent, timeout=timeout, limit=limit)
+        return await gather_reads(
+            self.sessionmaker,
+            self._gather_slots(),
+            reads,
+            consistent=consistent,
+            timeout=timeout,
+            limit=limit,
+        )
+
+    def _gather_slots(self) -> Slots:
+        loop = asyncio.get_running_loop()
+        if self._gather_limiter is None or self._gather_limiter[0] is not loop:
+            self._gather_limiter = (loop, Slots(gather_slots(self.settings.capacity)))
+        return self._gather_limiter[1]
 
     async def transaction(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -15,18 +16,39 @@ from sqlalchemy.engine import URL, Connection
 
 from asyncdal._database import Database
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._models import Base
+from asyncdal._errors import MigrationError
 
-__all__ = ["alembic_config", "check_schema", "current_revision", "downgrade", "upgrade"]
+__all__ = [
+    "alembic_config",
+    "check_schema",
+    "current_revision",
+    "downgrade",
+    "script_location",
+    "upgrade",
+]
 
-#: Where the migration scripts live inside the installed package.
+#: Where the migration scripts live inside an installed wheel.
 SCRIPT_LOCATION = "asyncdal:migrations"
+
+
+def script_location() -> str:
+    """Where asyncdal's migration scripts are.
+
+    A wheel ships them inside the package (``asyncdal:migrations``); an editable install from
+    a checkout runs the repository's top-level ``migrations/``, the only copy in the source.
+    """
+    if Path(__file__).with_name("migrations").is_dir():
+        return SCRIPT_LOCATION
+    checkout = Path(__file__).resolve().parents[2] / "migrations"
+    if (checkout / "env.py").is_file():
+        return str(checkout)
+    raise MigrationError("asyncdal's migration scripts are missing from this installation")
 
 
 def alembic_config() -> Config:
     """An Alembic ``Config`` for asyncdal's scripts, with no ini file and no URL."""
     config = Config()
-    config.set_main_option("script_location", SCRIPT_LOCATION)
+    config.set_main_option("script_location", script_location())
     # Leave the host application's logging alone.
     config.attributes["configure_logger"] = False
     return config
@@ -91,6 +113,10 @@ async def check_schema(target: Database | str | URL) -> list[Any]:
 
     The same comparison as ``alembic check``; a service can call it at start-up.
     """
+
+    # Importing the domain registers its tables on Base.metadata; done here, not at module
+    # level, so `import asyncdal` stays free of the domain packages.
+    from asyncdal._schema import Base
 
     def compare(conn: Connection) -> list[Any]:
         context = MigrationContext.configure(

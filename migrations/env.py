@@ -1,0 +1,76 @@
+"""Alembic environment: async, URL from DATABASE_URL, or a connection passed by the caller."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from asyncdal._config import normalize_url
+from asyncdal._errors import ConfigurationError
+from asyncdal._schema import Base
+
+config = context.config
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
+
+target_metadata = Base.metadata
+
+
+def _url() -> str:
+    # A URL set programmatically (asyncdal.upgrade) wins; otherwise DATABASE_URL.
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL")
+    if not url:
+        raise ConfigurationError("set DATABASE_URL to the database to migrate")
+    return normalize_url(url).render_as_string(hide_password=False)
+
+
+def _configure(**kwargs: object) -> None:
+    context.configure(
+        target_metadata=target_metadata,
+        compare_type=True,
+        compare_server_default=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def run_migrations_offline() -> None:
+    """Emit the migration SQL to stdout (``alembic upgrade head --sql``)."""
+    _configure(url=_url(), literal_binds=True, dialect_opts={"paramstyle": "named"})
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_with(connection: Connection) -> None:
+    _configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.run_sync(_run_with)
+    finally:
+        await engine.dispose()
+
+
+def run_migrations_online() -> None:
+    """Migrate on the caller's connection if it passed one, else connect to the URL."""
+    connection = config.attributes.get("connection")
+    if connection is None:
+        asyncio.run(_run_async())
+    else:
+        _run_with(connection)
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -1,0 +1,189 @@
+"""Fan-out: run reads concurrently, each in its own ``AsyncSession`` (``db.gather``).
+
+The right way to do what seeds 002 and 003 get wrong: every concurrent read gets its own session
+(and so its own connection) from the one ``async_sessionmaker``. Reads of one ``Database`` share
+a bound below the pool's capacity, so a fan-out queues instead of starving the other users of
+the pool; a group of reads is a ``TaskGroup``, so the first failure cancels the rest and every
+session is closed, whatever happens, before ``gather`` returns or raises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypedDict, TypeVar
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from asyncdal._error_mapping import wrap_errors
+from asyncdal._errors import InvalidQueryError, QueryTimeoutError
+from asyncdal._limiter import Slots
+from asyncdal._session import DALSession
+
+__all__ = ["GatherOptions", "Read", "gather_reads"]
+
+T = TypeVar("T")
+
+#: One read: called with its own session, returns an awaitable of its result.
+Read = Callable[[DALSession], Awaitable[T]]
+
+
+class GatherOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Database.gather`."""
+
+    consistent: bool
+    timeout: float | None
+    limit: int | None
+
+
+# Reads never write: BEGIN ... READ ONLY, and the transaction is rolled back when the session
+# closes. asyncpg folds these options into its BEGIN, so they cost no extra round trip.
+_READ_ONLY: dict[str, Any] = {"postgresql_readonly": True}
+_SNAPSHOT_READ: dict[str, Any] = {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"}
+
+# What pg_export_snapshot() returns: hex fields joined by dashes ("00000003-0000001B-1").
+_SNAPSHOT_ID = re.compile(r"\A[0-9A-F]{1,16}(?:-[0-9A-F]{1,16}){1,2}\Z")
+
+
+class _SharedSnapshot:
+    """One exported snapshot, and the count of transactions still to import it."""
+
+    def __init__(self, importers: int) -> None:
+        self.snapshot_id: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._pending = importers
+        self.all_imported = asyncio.Event()
+        if importers == 0:
+            self.all_imported.set()
+
+    def imported(self) -> None:
+        self._pending -= 1
+        if self._pending == 0:
+            self.all_imported.set()
+
+
+async def _run_read(
+    sessionmaker: async_sessionmaker[DALSession],
+    read: Read[T],
+    role: str,
+    shared: _SharedSnapshot | None,
+) -> T:
+    """Run one read in a session of its own, inside a read-only transaction never committed."""
+    async with sessionmaker() as session:
+        with wrap_errors():
+            if shared is None:
+                await session.connection(execution_options=_READ_ONLY)
+            elif role == "export":
+                await session.connection(execution_options=_SNAPSHOT_READ)
+                snapshot_id = (
+                    await session.execute(select(func.pg_export_snapshot()))
+                ).scalar_one()
+                shared.snapshot_id.set_result(snapshot_id)
+            else:
+                snapshot_id = await shared.snapshot_id
+                if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+                    raise RuntimeError(f"unexpected snapshot id from the server: {snapshot_id!r}")
+                await session.connection(execution_options=_SNAPSHOT_READ)
+                # SET TRANSACTION SNAPSHOT takes no bind parameter. The id is inlined, but it
+                # comes from the server's pg_export_snapshot() and was checked above to be
+                # hex digits and dashes only, so it cannot carry SQL.
+                await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
+                shared.imported()
+            result = await read(session)
+            if role == "export" and shared is not None:
+                # The snapshot lives as long as the exporting transaction: keep it open until
+                # every other read has imported it.
+                await shared.all_imported.wait()
+            return result
+
+
+def _check(reads: Sequence[object], timeout: float | None, limit: int | None) -> None:
+    for read in reads:
+        if inspect.isawaitable(read):
+            if inspect.iscoroutine(read):
+                read.close()  # no "never awaited" warning on top of this error
+            raise TypeError(
+                "db.gather() takes callables that receive a session, e.g. "
+                "`lambda s: SocialQueries(s).top_users()`, not awaitables: an awaitable "
+                "created outside gather() would not run in a session of its own"
+            )
+        if not callable(read):
+            raise TypeError(f"db.gather() takes callables, got {type(read).__name__}")
+    if timeout is not None and not timeout > 0:
+        raise InvalidQueryError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise InvalidQueryError(f"limit must be a positive integer or None, got {limit!r}")
+
+
+async def gather_reads(
+    sessionmaker: async_sessionmaker[DALSession],
+    slots: Slots,
+    reads: Sequence[Read[Any]],
+    *,
+    consistent: bool = False,
+    timeout: float | None = None,  # noqa: ASYNC109 (a group deadline, applied with asyncio.timeout)
+    limit: int | None = None,
+) -> tuple[Any, ...]:
+    """Run ``reads`` concurrently, each in its own session; see :meth:`Database.gather`.
+
+    ``slots`` is the limiter shared by every gather of one ``Database``: it bounds how many
+    connections all fan-outs together may hold.
+    """
+    _check(reads, timeout, limit)
+    if not reads:
+        return ()
+    width = min(len(reads), limit or slots.total, slots.total)
+    shared: _SharedSnapshot | None = None
+    if consistent:
+        if len(reads) > 1 and width < 2:
+            raise InvalidQueryError(
+                "consistent=True with several reads needs limit >= 2: one connection holds "
+                "the exported snapshot while the others import it"
+            )
+        shared = _SharedSnapshot(importers=len(reads) - 1)
+    results: list[Any] = [None] * len(reads)
+    failures: list[BaseException] = []
+    local = asyncio.Semaphore(width)
+
+    async def run(index: int, read: Read[Any]) -> None:
+        role = "export" if index == 0 else "import"
+        try:
+            async with local:
+                if shared is None:
+                    await slots.acquire(1)
+                try:
+                    results[index] = await _run_read(sessionmaker, read, role, shared)
+                finally:
+                    if shared is None:
+                        slots.release(1)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            failures.append(exc)  # in the order they happened: the first is raised
+            raise
+
+    # A consistent group takes all its connections at once (see Slots); a plain one per read.
+    held = width if shared is not None else 0
+    try:
+        async with asyncio.timeout(timeout):
+            if held:
+                await slots.acquire(held)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    for index, read in enumerate(reads):
+                        group.create_task(run(index, read))
+            finally:
+                if held:
+                    slots.release(held)
+    except TimeoutError as exc:
+        raise QueryTimeoutError(
+            f"db.gather() of {len(reads)} reads did not finish within {timeout} s; "
+            "the reads were cancelled, and the server was asked to cancel their queries"
+        ) from exc
+    except BaseExceptionGroup:
+        if failures:
+            raise failures[0] from failures[0].__cause__
+        raise
+    return tuple(results)

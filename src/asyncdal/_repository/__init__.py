@@ -1,0 +1,7 @@
+"""The generic repository: typed data access for one model, filters, pages and bulk inserts."""
+
+from asyncdal._repository.base import Repository
+from asyncdal._repository.filters import Filter, WhereSpec
+from asyncdal._repository.pagination import Page
+
+__all__ = ["Filter", "Page", "Repository", "WhereSpec"]

@@ -1,1 +1,0 @@
-"""Alembic migration scripts for asyncdal's schema (``script_location = asyncdal:migrations``)."""
