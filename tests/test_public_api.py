@@ -18,6 +18,7 @@ PUBLIC_MODULES = [
     "asyncdal",
     "asyncdal.accounts",
     "asyncdal.commerce",
+    "asyncdal.otel",
     "asyncdal.social",
     "asyncdal.testing",
 ]

@@ -32,6 +32,7 @@ from asyncdal._errors import (
 from asyncdal._migrate import check_schema, current_revision, downgrade, head_revision, upgrade
 from asyncdal._repository import Filter, Page, Repository
 from asyncdal._session import DALSession
+from asyncdal._stats import DatabaseStats
 
 __version__ = "0.1.0"
 
@@ -45,6 +46,7 @@ __all__ = [
     "ConflictError",
     "DALSession",
     "Database",
+    "DatabaseStats",
     "DatabaseUnavailableError",
     "DuplicateError",
     "EmbeddedPostgresError",

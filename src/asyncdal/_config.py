@@ -67,6 +67,9 @@ class Settings:
         connect_timeout: seconds to wait while opening a connection.
         application_name: shown in ``pg_stat_activity``, so the layer's queries can be found.
         echo: log every statement (SQLAlchemy's ``echo``).
+        slow_query_threshold: seconds; a statement that runs longer is logged at WARNING on
+            the ``asyncdal.slow_query`` logger with its duration and text, never its
+            parameters (``None``: off, and then it costs nothing).
     """
 
     url: URL
@@ -79,6 +82,7 @@ class Settings:
     connect_timeout: float = 10.0
     application_name: str = "asyncdal"
     echo: bool = False
+    slow_query_threshold: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_url(self.url))
@@ -89,10 +93,10 @@ class Settings:
         for name in ("pool_timeout", "connect_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.statement_timeout is not None and self.statement_timeout <= 0:
-            raise ConfigurationError(
-                f"statement_timeout must be positive or None, got {self.statement_timeout}"
-            )
+        for name in ("statement_timeout", "slow_query_threshold"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigurationError(f"{name} must be positive or None, got {value}")
 
     @classmethod
     def from_url(cls, url: str | URL, **options: Any) -> Settings:
@@ -122,7 +126,8 @@ class Settings:
         ``DATABASE_URL`` is required. Optional: ``ASYNCDAL_POOL_SIZE``,
         ``ASYNCDAL_MAX_OVERFLOW``, ``ASYNCDAL_POOL_TIMEOUT``, ``ASYNCDAL_POOL_RECYCLE``,
         ``ASYNCDAL_POOL_PRE_PING``, ``ASYNCDAL_STATEMENT_TIMEOUT``,
-        ``ASYNCDAL_CONNECT_TIMEOUT``, ``ASYNCDAL_APPLICATION_NAME``, ``ASYNCDAL_ECHO``.
+        ``ASYNCDAL_CONNECT_TIMEOUT``, ``ASYNCDAL_APPLICATION_NAME``, ``ASYNCDAL_ECHO``,
+        ``ASYNCDAL_SLOW_QUERY_THRESHOLD``.
         Keyword ``overrides`` win over the environment.
         """
         env = os.environ if environ is None else environ

@@ -18,7 +18,10 @@ from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._gather import GatherOptions, Read, gather_reads
 from asyncdal._limiter import Slots, gather_slots
+from asyncdal._observe import Observer
 from asyncdal._session import DALSession
+from asyncdal._slow_query import log_slow_queries
+from asyncdal._stats import DatabaseStats, ObservedPool, snapshot
 from asyncdal._transaction import run_transaction
 
 __all__ = ["Database"]
@@ -59,12 +62,19 @@ class Database:
             pool_pre_ping=settings.pool_pre_ping,
             echo=settings.echo,
             hide_parameters=True,
+            poolclass=ObservedPool,
             connect_args={
                 "server_settings": server_settings,
                 "timeout": settings.connect_timeout,
             },
         )
         _map_connect_timeout(self.engine, settings.connect_timeout)
+        # Counters for stats(), and the hook asyncdal.otel installs its telemetry on.
+        self.observer = Observer()
+        if isinstance(self.engine.pool, ObservedPool):
+            self.engine.pool.dal_counters = self.observer.counters
+        if settings.slow_query_threshold is not None:
+            log_slow_queries(self.engine.sync_engine, settings.slow_query_threshold)
         self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
             self.engine, class_=DALSession, expire_on_commit=False
         )
@@ -100,10 +110,11 @@ class Database:
         """
         # AsyncSession.__aexit__ closes the session shielded from cancellation; closing
         # without a commit rolls the transaction back.
-        async with self.sessionmaker() as session:
-            with wrap_errors():
-                yield session
-                await session.commit()
+        with self.observer.errors():
+            async with self.sessionmaker() as session:
+                with wrap_errors():
+                    yield session
+                    await session.commit()
 
     @overload
     async def gather(self, r1: Read[T1], /, **options: Unpack[GatherOptions]) -> tuple[T1]: ...
@@ -195,14 +206,15 @@ class Database:
                 lambda s: SocialQueries(s).trending_hashtags(days=7),
             )
         """
-        return await gather_reads(
-            self.sessionmaker,
-            self._gather_slots(),
-            reads,
-            consistent=consistent,
-            timeout=timeout,
-            limit=limit,
-        )
+        with self.observer.gather(reads, consistent) as observed:
+            return await gather_reads(
+                self.sessionmaker,
+                self._gather_slots(),
+                observed,
+                consistent=consistent,
+                timeout=timeout,
+                limit=limit,
+            )
 
     def _gather_slots(self) -> Slots:
         loop = asyncio.get_running_loop()
@@ -237,7 +249,29 @@ class Database:
                 lambda s: OrderRepository(s).place(user_id, {sku_id: 2}), isolation="SERIALIZABLE"
             )
         """
-        return await run_transaction(self.sessionmaker, fn, retries=retries, isolation=isolation)
+        with self.observer.transaction(isolation, retries) as on_retry:
+            return await run_transaction(
+                self.sessionmaker, fn, retries=retries, isolation=isolation, on_retry=on_retry
+            )
+
+    def stats(self) -> DatabaseStats:
+        """A snapshot of the pool (size, checked out, overflow, waiting) and of the layer's work.
+
+        Cheap (a few attribute reads), so a health endpoint or a metrics scraper may call it
+        often. See :class:`DatabaseStats` for the fields.
+
+        Example::
+
+            stats = db.stats()
+            if stats.waiting:
+                log.warning("%d tasks wait for a connection", stats.waiting)
+        """
+        return snapshot(
+            self.observer.counters,
+            self.engine.sync_engine.pool,
+            pool_size=self.settings.pool_size,
+            max_overflow=self.settings.max_overflow,
+        )
 
     async def dispose(self) -> None:
         """Close every pooled connection. The database can still be used afterwards."""

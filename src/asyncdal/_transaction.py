@@ -45,13 +45,15 @@ async def run_transaction(
     *,
     retries: int = 3,
     isolation: str | None = None,
+    on_retry: Callable[[int, str, float], None] | None = None,
 ) -> T:
     """Run ``fn(session)`` in a new session and transaction and commit; retry on conflict.
 
     Up to ``retries`` more attempts follow a serialization failure or deadlock, each in a new
     session after a rolled-back one. Exhausted: :class:`ConcurrencyError` (``attempts`` says
     how many runs), chained to the last failure. Any other error is raised at once, mapped
-    to the layer's exceptions.
+    to the layer's exceptions. ``on_retry(attempt, sqlstate, delay)``, if given, hears of each
+    retry before its backoff (the database's counters and telemetry).
     """
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ConfigurationError(f"retries must be a non-negative integer, got {retries!r}")
@@ -84,4 +86,6 @@ async def run_transaction(
                 ) from exc
             delay = backoff_delay(attempt)
             logger.debug("retrying after SQLSTATE %s (attempt %d), in %.3fs", code, attempt, delay)
+            if on_retry is not None:
+                on_retry(attempt, str(code), delay)
             await asyncio.sleep(delay)
