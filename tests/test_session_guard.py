@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import time
 
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal import ConcurrentSessionUseError, DALSession, Database
 from asyncdal.accounts import User
@@ -88,54 +87,3 @@ async def test_the_fixture_constructor_still_works(session: DALSession) -> None:
 async def test_docstrings_of_guarded_methods_are_kept() -> None:
     assert DALSession.execute.__doc__ == AsyncSession.execute.__doc__
     assert DALSession.get.__name__ == "get"
-
-
-async def _time_gets(s: AsyncSession, user_id: int, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        await s.get(User, user_id)  # identity-map hit: no SQL, the guard's worst case
-    return time.perf_counter() - start
-
-
-async def _time_selects(s: AsyncSession, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        await s.scalar(SELECT_ONE)  # one round trip each: the normal case
-    return time.perf_counter() - start
-
-
-async def test_the_guard_costs_little(committed_db: Database) -> None:
-    """``get`` on a guarded vs a plain AsyncSession, in short alternating rounds.
-
-    Identity-map hits send no SQL, so the guard's fixed cost is as large a share as it can
-    ever be; calls that go to the server (``SELECT 1``) show the normal case. The best round
-    of each is compared, which filters out the noise of a shared machine; the numbers are
-    printed for the report. The round-trip bound is loose on purpose: it only catches a
-    guard that would add real work to every call.
-    """
-    async with committed_db.session() as s:
-        user = User(username="guarded", email="guarded@example.org")
-        s.add(user)
-    plain_maker = async_sessionmaker(committed_db.engine, expire_on_commit=False)
-    best = dict.fromkeys(["guarded", "plain", "guarded_rt", "plain_rt"], float("inf"))
-    async with committed_db.sessionmaker() as guarded, plain_maker() as plain:
-        # Hold the instances: the identity map is weak, a dropped instance would be reloaded.
-        held = [await guarded.get(User, user.id), await plain.get(User, user.id)]
-        assert None not in held
-        for _ in range(20):
-            best["guarded"] = min(best["guarded"], await _time_gets(guarded, user.id, 500))
-            best["plain"] = min(best["plain"], await _time_gets(plain, user.id, 500))
-            best["plain_rt"] = min(best["plain_rt"], await _time_selects(plain, 50))
-            best["guarded_rt"] = min(best["guarded_rt"], await _time_selects(guarded, 50))
-    ratio = best["guarded"] / best["plain"]
-    ratio_rt = best["guarded_rt"] / best["plain_rt"]
-    print(
-        f"\nget() identity-map hit, best of 20 rounds of 500: guarded "
-        f"{best['guarded'] / 500 * 1e6:.1f} us/call, plain {best['plain'] / 500 * 1e6:.1f} "
-        f"us/call, ratio {ratio:.3f}; SELECT 1, best of 20 rounds of 50: guarded "
-        f"{best['guarded_rt'] / 50 * 1e6:.0f} us/call, plain {best['plain_rt'] / 50 * 1e6:.0f} "
-        f"us/call, ratio {ratio_rt:.3f}"
-    )
-    assert ratio < 1.5
-    assert ratio_rt < 2
-    assert await committed_db.gather(lambda s: s.scalar(select(User.id))) == (user.id,)
