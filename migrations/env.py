@@ -16,7 +16,13 @@ from asyncdal._errors import ConfigurationError
 from asyncdal._schema import Base
 
 config = context.config
-if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+# Logging comes from the ini only when it has a logging section: a service's minimal ini
+# (just `script_location = asyncdal:migrations`) must not crash, nor reset the service's logging.
+if (
+    config.config_file_name is not None
+    and config.attributes.get("configure_logger", True)
+    and config.file_config.has_section("formatters")
+):
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 target_metadata = Base.metadata
