@@ -21,7 +21,7 @@ MINIMAL_INI = "[alembic]\nscript_location = asyncdal:migrations\n"
 
 
 def _alembic(ini: Path, url: str, *args: str) -> str:
-    done = subprocess.run(
+    done = subprocess.run(  # noqa: S603 (our own interpreter and fixed arguments)
         [sys.executable, "-m", "alembic", "-c", str(ini), *args],
         capture_output=True,
         text=True,
@@ -46,7 +46,8 @@ def main() -> None:
     package = Path(asyncdal.__file__).parent
     assert "site-packages" in str(package), f"not the installed wheel: {package}"
     assert (package / "migrations" / "env.py").is_file(), "the wheel lacks its migrations"
-    assert "typer" not in sys.modules and "rich" not in sys.modules
+    assert "typer" not in sys.modules
+    assert "rich" not in sys.modules
     with EmbeddedPostgres() as pg, tempfile.TemporaryDirectory() as service:
         asyncio.run(_from_code(pg.url))
         ini = Path(service) / "alembic.ini"
