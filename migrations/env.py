@@ -1,4 +1,11 @@
-"""Alembic environment: async, URL from DATABASE_URL, or a connection passed by the caller."""
+"""Alembic environment: async, URL from DATABASE_URL, or a connection passed by the caller.
+
+asyncdal's history is recorded in its own version table (``asyncdal_alembic_version``) and
+compares only asyncdal's tables, so a service's own Alembic history and tables in the same
+database are neither touched nor reported. A minimal ini (``[alembic]`` and
+``script_location = asyncdal:migrations``) is enough: logging is configured only when the ini
+has a ``[loggers]`` section.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from asyncdal._config import normalize_url
 from asyncdal._errors import ConfigurationError
 from asyncdal._schema import Base
+from asyncdal.alembic import VERSION_TABLE, adopt_legacy_version, include_asyncdal
 
 config = context.config
 # Logging comes from the ini only when it has a logging section: a service's minimal ini
@@ -39,6 +47,8 @@ def _url() -> str:
 def _configure(**kwargs: object) -> None:
     context.configure(
         target_metadata=target_metadata,
+        version_table=VERSION_TABLE,
+        include_object=include_asyncdal,
         compare_type=True,
         compare_server_default=True,
         **kwargs,  # type: ignore[arg-type]
@@ -53,6 +63,12 @@ def run_migrations_offline() -> None:
 
 
 def _run_with(connection: Connection) -> None:
+    # A database migrated before asyncdal had its own version table: move its revision over.
+    own = {script.revision for script in context.script.walk_revisions()}
+    external = connection.in_transaction()
+    adopt_legacy_version(connection, own)
+    if not external and connection.in_transaction():
+        connection.commit()
     _configure(connection=connection)
     with context.begin_transaction():
         context.run_migrations()

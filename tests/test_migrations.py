@@ -123,7 +123,7 @@ async def test_upgrade_downgrade_upgrade_round_trip(empty_database_url: str) -> 
 
     await downgrade(empty_database_url, "base")
     down = await _catalog(empty_database_url)
-    assert down["tables"] <= {"alembic_version"}
+    assert down["tables"] <= {"asyncdal_alembic_version"}
     assert down["types"] == set()
     assert down["sequences"] == set()
     assert await current_revision(empty_database_url) is None

@@ -12,11 +12,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from asyncdal._database import Database
-from asyncdal._error_mapping import wrap_errors
+from asyncdal._error_mapping import sqlstate_of, wrap_errors
 from asyncdal._errors import MigrationError
+from asyncdal.alembic import VERSION_TABLE, include_asyncdal, read_version
 
 __all__ = [
     "alembic_config",
@@ -66,13 +69,29 @@ async def _database(target: Database | str | URL) -> AsyncIterator[Database]:
         await db.dispose()
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 async def _run(target: Database | str | URL, fn: Callable[[Connection], Any]) -> Any:
-    """Run ``fn`` on one connection of ``target`` inside a transaction."""
+    """Run ``fn`` on one connection of ``target`` inside a transaction.
+
+    Driver errors the layer maps (unavailable, conflict...) keep their class; anything else a
+    migration or check raises (an unknown revision, DDL the server refused) is MigrationError.
+    """
     # Connecting is inside wrap_errors too: a refused connection is DatabaseUnavailableError.
     async with _database(target) as db:
-        with wrap_errors():
-            async with db.engine.begin() as conn:
-                return await conn.run_sync(fn)
+        try:
+            with wrap_errors():
+                async with db.engine.begin() as conn:
+                    return await conn.run_sync(fn)
+        except CommandError as exc:  # Alembic's: "Can't locate revision identified by 'x'"
+            raise MigrationError(str(exc)) from exc
+        except SQLAlchemyError as exc:
+            code = sqlstate_of(exc)
+            where = f" (SQLSTATE {code})" if code else ""
+            raise MigrationError(f"the migration failed{where}: {_first_line(exc)}") from exc
 
 
 def _with_connection(connection: Connection) -> Config:
@@ -96,10 +115,20 @@ async def downgrade(target: Database | str | URL, revision: str) -> None:
     await _run(target, lambda conn: command.downgrade(_with_connection(conn), revision))
 
 
+def _revisions() -> set[str]:
+    script = ScriptDirectory.from_config(alembic_config())
+    return {revision.revision for revision in script.walk_revisions()}
+
+
 async def current_revision(target: Database | str | URL) -> str | None:
-    """The revision ``target`` is at, or ``None`` when it was never migrated."""
+    """The revision ``target`` is at, or ``None`` when it was never migrated.
+
+    Read from asyncdal's own version table (``asyncdal_alembic_version``), or from Alembic's
+    default table in a database migrated before asyncdal had its own.
+    """
+    revisions = _revisions()
     return await _run(  # type: ignore[no-any-return]
-        target, lambda conn: MigrationContext.configure(conn).get_current_revision()
+        target, lambda conn: read_version(conn, revisions)
     )
 
 
@@ -109,9 +138,11 @@ def head_revision() -> str | None:
 
 
 async def check_schema(target: Database | str | URL) -> list[Any]:
-    """Differences between the models and the migrated schema of ``target``: empty when in sync.
+    """Differences between asyncdal's models and the migrated schema of ``target``.
 
-    The same comparison as ``alembic check``; a service can call it at start-up.
+    Empty when in sync. The same comparison as ``alembic check`` with asyncdal's scripts; a
+    service can call it at start-up. Only asyncdal's tables are compared: a service's own
+    tables (also on ``Base``) and version tables are not drift.
     """
 
     # Importing the domain registers its tables on Base.metadata; done here, not at module
@@ -120,7 +151,13 @@ async def check_schema(target: Database | str | URL) -> list[Any]:
 
     def compare(conn: Connection) -> list[Any]:
         context = MigrationContext.configure(
-            conn, opts={"compare_type": True, "compare_server_default": True}
+            conn,
+            opts={
+                "compare_type": True,
+                "compare_server_default": True,
+                "version_table": VERSION_TABLE,
+                "include_object": include_asyncdal,
+            },
         )
         return list(compare_metadata(context, Base.metadata))
 

@@ -1,0 +1,1 @@
+"""A small service that keeps its own table beside asyncdal's: invoices for orders."""
