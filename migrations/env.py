@@ -4,7 +4,7 @@ asyncdal's history is recorded in its own version table (``asyncdal_alembic_vers
 compares only asyncdal's tables, so a service's own Alembic history and tables in the same
 database are neither touched nor reported. A minimal ini (``[alembic]`` and
 ``script_location = asyncdal:migrations``) is enough: logging is configured only when the ini
-has a ``[loggers]`` section.
+has logging sections.
 """
 
 from __future__ import annotations
