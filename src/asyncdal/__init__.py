@@ -28,6 +28,7 @@ from asyncdal._errors import (
     MigrationError,
     NotFoundError,
     QueryTimeoutError,
+    StaleWriteError,
 )
 from asyncdal._migrate import check_schema, current_revision, downgrade, head_revision, upgrade
 from asyncdal._repository import Filter, Page, Repository
@@ -60,6 +61,7 @@ __all__ = [
     "QueryTimeoutError",
     "Repository",
     "Settings",
+    "StaleWriteError",
     "__version__",
     "check_schema",
     "current_revision",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Identity, MetaData, func
+from sqlalchemy import BigInteger, DateTime, FetchedValue, Identity, Integer, MetaData, func, text
 from sqlalchemy.ext.asyncio import AsyncAttrs
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 # Every constraint and index gets a predictable name, so migrations can refer to it and errors
 # can report it (ConflictError.constraint).
@@ -43,3 +44,31 @@ class CreatedAtMixin:
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+
+
+class VersionedMixin:
+    """A row version and ``updated_at``, both kept by the database (migration 0002's trigger).
+
+    ``version`` is SQLAlchemy's ``version_id_col``, generated on the server: an ORM update or
+    delete says ``WHERE ... AND version = <the version loaded>`` and fails with
+    :class:`StaleWriteError` when someone else wrote the row since it was loaded, instead of
+    overwriting their change. ``Repository.update(id, expected_version=n)`` does the same for
+    a version the caller carried (an HTTP ``If-Match``). ``eager_defaults`` fetches the new
+    version and ``updated_at`` with ``RETURNING``, so reading them after a flush costs no query
+    (and needs no lazy load).
+    """
+
+    version: Mapped[int] = mapped_column(
+        Integer, server_default=text("1"), server_onupdate=FetchedValue()
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), server_onupdate=FetchedValue()
+    )
+
+    @declared_attr.directive
+    def __mapper_args__(cls) -> dict[str, Any]:
+        return {
+            "version_id_col": cls.__table__.c.version,  # type: ignore[attr-defined]
+            "version_id_generator": False,
+            "eager_defaults": True,
+        }

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.orm.exc import StaleDataError
 
 from asyncdal._errors import (
     AsyncDALError,
@@ -21,6 +22,7 @@ from asyncdal._errors import (
     ForeignKeyError,
     QueryTimeoutError,
 )
+from asyncdal._versioning import stale_write_error
 
 __all__ = ["RETRYABLE_SQLSTATES", "sqlstate_of", "translate_error", "wrap_errors"]
 
@@ -76,6 +78,8 @@ def translate_error(exc: BaseException) -> AsyncDALError | None:
     """
     if isinstance(exc, AsyncDALError):
         return None
+    if isinstance(exc, StaleDataError):  # an optimistic-locking UPDATE/DELETE matched no row
+        return stale_write_error(exc)
     code = sqlstate_of(exc)
     if code in _CONFLICTS:
         cls, what = _CONFLICTS[code]

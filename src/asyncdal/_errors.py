@@ -8,7 +8,8 @@ Every error the layer raises derives from :class:`AsyncDALError`, so a caller ca
     │   ├── DuplicateError            (SQLSTATE 23505, unique violation)
     │   ├── ForeignKeyError           (SQLSTATE 23503, foreign key violation)
     │   ├── CheckViolationError       (SQLSTATE 23514 / 23502, check or not-null violation)
-    │   └── InsufficientStockError    (an order asked for more than is in stock)
+    │   ├── InsufficientStockError    (an order asked for more than is in stock)
+    │   └── StaleWriteError           (the row changed since it was read: its version moved)
     ├── InvalidQueryError             (also a ValueError: unknown field, operator, sort key, ...)
     ├── ConcurrencyError              (serialization failure or deadlock, retries exhausted)
     ├── QueryTimeoutError             (SQLSTATE 57014, or a client-side timeout)
@@ -40,6 +41,7 @@ __all__ = [
     "MigrationError",
     "NotFoundError",
     "QueryTimeoutError",
+    "StaleWriteError",
 ]
 
 
@@ -103,6 +105,46 @@ class InsufficientStockError(ConflictError):
         super().__init__(
             f"insufficient stock for product {product_id}: "
             f"requested {requested}, available {available}",
+            constraint=None,
+        )
+
+
+class StaleWriteError(ConflictError):
+    """A write lost to another one: the row changed (or went) since the writer read it.
+
+    Raised instead of overwriting someone else's change, for rows with a version (products,
+    users): by an ORM flush whose ``UPDATE ... WHERE version = ...`` matched nothing, and by
+    ``Repository.update(id, ..., expected_version=n)`` when the row is no longer at version
+    ``n``. Read the row again, re-apply the change, and write again (HTTP: 412, then the
+    client re-fetches). Nothing of the stale write is kept.
+
+    Attributes:
+        model: the model of the row, e.g. ``"Product"``. When one flush wrote several
+            versioned rows and one of them was stale, the first of them.
+        key: its primary key.
+        expected_version: the version the writer had read, when known.
+        current_version: the row's version now, when known.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        key: object,
+        *,
+        expected_version: int | None = None,
+        current_version: int | None = None,
+    ) -> None:
+        self.model = model
+        self.key = key
+        self.expected_version = expected_version
+        self.current_version = current_version
+        versions = ""
+        if expected_version is not None:
+            now = "" if current_version is None else f", it is now at {current_version}"
+            versions = f" (the write expected version {expected_version}{now})"
+        super().__init__(
+            f"{model} {key!r} was changed or deleted by someone else since it was read"
+            f"{versions}; read it again and re-apply the change",
             constraint=None,
         )
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal._errors import ConcurrentSessionUseError
+from asyncdal._versioning import VersionCheckingSession
 
 __all__ = ["DALSession"]
 
@@ -62,6 +63,8 @@ class DALSession(AsyncSession):
     # The task currently inside a guarded method; a class default, so every way of building
     # a session (the sessionmaker, or DALSession(bind=...) as the tests do) gets it.
     _dal_owner: asyncio.Task[Any] | None = None
+    # Names the row when an optimistic-locking write loses (StaleWriteError).
+    sync_session_class = VersionCheckingSession
 
 
 def _busy_message(method: str, owner: asyncio.Task[Any], intruder: asyncio.Task[Any] | None) -> str:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, cast, overload
+from typing import Any, ClassVar, Literal, cast, overload
 
-from sqlalchemy import Table, delete, insert
+from sqlalchemy import Column, ColumnElement, Table, delete, insert, inspect, select
 from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import InvalidQueryError, NotFoundError
+from asyncdal._errors import InvalidQueryError, NotFoundError, StaleWriteError
 from asyncdal._repository.bulk import copy_rows
 from asyncdal._repository.reads import M, ReadRepository
 
@@ -42,6 +42,20 @@ class Repository(ReadRepository[M]):
             filter_fields = frozenset({"username", "follower_count"})
             sort_fields = frozenset({"username", "follower_count"})
     """
+
+    # Columns the database writes on UPDATE (a trigger: version, updated_at): never callers.
+    _maintained: ClassVar[frozenset[str]] = frozenset()
+    _version: ClassVar[Column[Any] | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "model" not in cls.__dict__:
+            return
+        cls._maintained = frozenset(
+            key for key, column in cls._columns.items() if column.server_onupdate is not None
+        )
+        version = inspect(cls.model).version_id_col
+        cls._version = None if version is None else cast(Column[Any], version)
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -100,23 +114,49 @@ class Repository(ReadRepository[M]):
             await self.session.execute(insert(self.model), batch)
         return len(batch)
 
-    async def update(self, id: Any, /, **values: Any) -> M:
+    async def update(self, id: Any, /, *, expected_version: int | None = None, **values: Any) -> M:
         """Set ``values`` on the row with primary key ``id`` in one ``UPDATE ... RETURNING``.
 
         Returns the updated object (also refreshed in the session); NotFoundError if no row.
+
+        ``expected_version`` (models with a version: products, users) makes the write
+        conditional, for HTTP ``If-Match`` flows: the row is only updated if it is still at
+        that version, in the same statement; otherwise :class:`StaleWriteError` says which
+        version it is at now, and nothing is written.
+
+        Example::
+
+            product = await ProductRepository(s).update(
+                7, price=Decimal("9.90"), expected_version=3
+            )
         """
         if not values:
             raise InvalidQueryError("update: no values given")
         self._writable(values, "update", primary_key_too=True)
+        where = self._pk_where(id)
+        if expected_version is not None:
+            where.append(self._version_is(expected_version))
         stmt = (
             sa_update(self.model)
-            .where(*self._pk_where(id))
+            .where(*where)
             .values(**values)
             .returning(self.model)
             .execution_options(populate_existing=True)
         )
         with wrap_errors():
             obj = (await self.session.scalars(stmt)).one_or_none()
+            if obj is None and self._version is not None and expected_version is not None:
+                # Stale or gone: the version now tells which.
+                current = await self.session.scalar(
+                    select(self._version).where(*self._pk_where(id))
+                )
+                if current is not None:
+                    raise StaleWriteError(
+                        self.model.__name__,
+                        id,
+                        expected_version=expected_version,
+                        current_version=current,
+                    )
         if obj is None:
             raise NotFoundError(self.model.__name__, id)
         return obj
@@ -151,10 +191,11 @@ class Repository(ReadRepository[M]):
                 f"allowed: {[builtins.list(k) for k in self.upsert_keys]}"
             )
         names = self._writable(values, "upsert")
-        if not names.isdisjoint(self.readonly_fields):
+        readonly = self.readonly_fields | self._maintained
+        if not names.isdisjoint(readonly):
             raise InvalidQueryError(
-                f"upsert: {sorted(names & self.readonly_fields)} are maintained by the "
-                f"repository and cannot be written; read-only: {sorted(self.readonly_fields)}"
+                f"upsert: {sorted(names & readonly)} are maintained by the repository or the "
+                f"database and cannot be written; read-only: {sorted(readonly)}"
             )
         if not set(key) <= names:
             raise InvalidQueryError(f"upsert: values must include the conflict key {key!r}")
@@ -171,6 +212,18 @@ class Repository(ReadRepository[M]):
         final = stmt.returning(self.model).execution_options(populate_existing=True)
         with wrap_errors():
             return (await self.session.scalars(final)).one()
+
+    def _version_is(self, expected: object) -> ColumnElement[bool]:
+        if self._version is None:
+            raise InvalidQueryError(
+                f"update: {self.model.__name__} has no version column, so expected_version "
+                "cannot be checked"
+            )
+        if not isinstance(expected, int) or isinstance(expected, bool) or not 0 < expected < 2**31:
+            raise InvalidQueryError(
+                f"expected_version must be a positive integer, got {expected!r}"
+            )
+        return self._version == expected
 
     @staticmethod
     def _mixed_keys(names: frozenset[str], row: Mapping[str, Any]) -> InvalidQueryError:
@@ -190,7 +243,7 @@ class Repository(ReadRepository[M]):
                 f"{self.model.__name__}; columns: {sorted(self._columns)}"
             )
         if primary_key_too:
-            frozen = self.readonly_fields | {column.key for column in self._pk}
+            frozen = self.readonly_fields | self._maintained | {c.key for c in self._pk}
             if not names.isdisjoint(frozen):
                 raise InvalidQueryError(
                     f"{what}: {sorted(names & frozen)} cannot be written; read-only: "

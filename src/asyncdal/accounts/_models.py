@@ -9,10 +9,10 @@ from __future__ import annotations
 from sqlalchemy import Boolean, CheckConstraint, Index, Integer, String, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from asyncdal._base import Base, CreatedAtMixin, IdMixin
+from asyncdal._base import Base, CreatedAtMixin, IdMixin, VersionedMixin
 
 
-class User(IdMixin, CreatedAtMixin, Base):
+class User(IdMixin, CreatedAtMixin, VersionedMixin, Base):
     """A user: unique username and e-mail, and a follower count kept exact by the repository."""
 
     __tablename__ = "users"

@@ -18,7 +18,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from asyncdal._base import Base, CreatedAtMixin, IdMixin
+from asyncdal._base import Base, CreatedAtMixin, IdMixin, VersionedMixin
 
 if TYPE_CHECKING:
     from asyncdal.accounts._models import User
@@ -36,7 +36,7 @@ class OrderStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-class Product(IdMixin, CreatedAtMixin, Base):
+class Product(IdMixin, CreatedAtMixin, VersionedMixin, Base):
     """A product for sale; ``stock`` can never go below zero (a database check)."""
 
     __tablename__ = "products"
