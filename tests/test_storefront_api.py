@@ -276,7 +276,9 @@ async def test_product_by_id(client: httpx.AsyncClient, shop: Shop) -> None:
         "name": pen.name,
         "price": "9.99",
         "stock": 5,
+        "version": 1,
         "created_at": body["created_at"],
+        "updated_at": body["updated_at"],
     }
     missing = await client.get("/products/999999")
     assert missing.status_code == 404

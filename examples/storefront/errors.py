@@ -12,6 +12,8 @@ exception                       status  why
 ``InvalidQueryError``           422     an unknown filter field, operator or sort key, or a
                                         bad cursor: the message names what is allowed
 ``NotFoundError``               404
+``StaleWriteError``             412     the ``If-Match`` version is not the row's any more;
+                                        ``current_version`` and an ``ETag`` say what it is
 ``InsufficientStockError``      409     with ``product_id``, ``requested``, ``available``
 ``ConflictError`` (duplicate,   409     with the violated ``constraint``
 FK, check)
@@ -46,9 +48,10 @@ from asyncdal import (
     InvalidQueryError,
     NotFoundError,
     QueryTimeoutError,
+    StaleWriteError,
 )
 
-__all__ = ["INTERNAL_ERROR_MESSAGE", "install_error_handlers"]
+__all__ = ["INTERNAL_ERROR_MESSAGE", "etag", "install_error_handlers"]
 
 logger = logging.getLogger("examples.storefront")
 
@@ -62,6 +65,11 @@ _CONFLICT_CODES: dict[type[ConflictError], str] = {
     ForeignKeyError: "foreign_key",
     CheckViolationError: "check_violation",
 }
+
+
+def etag(version: int) -> str:
+    """The ``ETag`` of a row at ``version`` (a strong tag: ``If-Match`` compares it exactly)."""
+    return f'"{version}"'
 
 
 def _body(status: int, error: str, detail: object, **extra: Any) -> JSONResponse:
@@ -85,6 +93,11 @@ async def _layer_error(_: Request, exc: Exception) -> JSONResponse:
         return _body(422, "invalid_query", str(exc))
     if isinstance(exc, NotFoundError):
         return _body(404, "not_found", str(exc))
+    if isinstance(exc, StaleWriteError):
+        response = _body(412, "precondition_failed", str(exc), current_version=exc.current_version)
+        if exc.current_version is not None:
+            response.headers["ETag"] = etag(exc.current_version)
+        return response
     if isinstance(exc, InsufficientStockError):
         return _body(
             409,

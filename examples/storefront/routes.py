@@ -8,14 +8,17 @@ session per read, instead of sharing one connection the way seed 002 does.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Path, status
+from fastapi import APIRouter, Depends, Header, Path, Response, status
+from fastapi.responses import JSONResponse
 
 from asyncdal import Base, Page, Repository
 from asyncdal.accounts import UserRepository
 from asyncdal.commerce import OrderRepository, ProductRepository
 from examples.storefront.deps import SessionDep
+from examples.storefront.errors import etag
 from examples.storefront.listing import Listing, listing
 from examples.storefront.schemas import (
     ErrorBody,
@@ -23,6 +26,7 @@ from examples.storefront.schemas import (
     NewUser,
     OrderDetail,
     OrderPage,
+    ProductChange,
     ProductOut,
     ProductPage,
     UserOut,
@@ -37,6 +41,8 @@ router = APIRouter()
 
 ListingDep = Annotated[Listing, Depends(listing)]
 IdPath = Annotated[int, Path(ge=1, le=2**63 - 1)]
+# One strong entity tag holding a version: "3" (ASCII digits only).
+_STRONG_TAG = re.compile(r'"([1-9][0-9]{0,9})"', re.ASCII)
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorBody} for code in (404, 409, 422, 500, 503, 504)
@@ -79,9 +85,61 @@ async def list_products(session: SessionDep, params: ListingDep) -> ProductPage:
 
 
 @router.get("/products/{product_id}", response_model=ProductOut, responses=_ERRORS)
-async def get_product(session: SessionDep, product_id: IdPath) -> ProductOut:
-    """One product with its current stock."""
-    return ProductOut.model_validate(await ProductRepository(session).get(product_id))
+async def get_product(session: SessionDep, product_id: IdPath, response: Response) -> ProductOut:
+    """One product with its current stock; its ``ETag`` is what ``PATCH`` wants in ``If-Match``."""
+    product = await ProductRepository(session).get(product_id)
+    response.headers["ETag"] = etag(product.version)
+    return ProductOut.model_validate(product)
+
+
+@router.patch(
+    "/products/{product_id}",
+    response_model=ProductOut,
+    responses={**_ERRORS, 412: {"model": ErrorBody}, 428: {"model": ErrorBody}},
+)
+async def update_product(
+    session: SessionDep,
+    product_id: IdPath,
+    body: ProductChange,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> ProductOut | JSONResponse:
+    """Change a product, only if it is still the version the client read (no lost update).
+
+    ``If-Match`` is required (428 without it): the ``ETag`` of a ``GET``, or ``*`` to write
+    whatever the version. If the product changed since, nothing is written and the answer is
+    412 with the current ``ETag``: fetch it again and re-apply the change.
+    """
+    if if_match is None:
+        return JSONResponse(
+            {"error": "precondition_required", "detail": "send If-Match with the ETag you read"},
+            status_code=status.HTTP_428_PRECONDITION_REQUIRED,
+        )
+    expected = _if_match_version(if_match)
+    if expected == 0:
+        return JSONResponse(
+            {"error": "precondition_failed", "detail": "If-Match names no current version"},
+            status_code=status.HTTP_412_PRECONDITION_FAILED,
+        )
+    product = await ProductRepository(session).update(
+        product_id, expected_version=expected, **body.values()
+    )
+    response.headers["ETag"] = etag(product.version)
+    return ProductOut.model_validate(product)
+
+
+def _if_match_version(header: str) -> int | None:
+    """``None`` for ``*``; the version of one strong tag (``"3"``); ``0`` for anything else.
+
+    Weak tags (``W/"3"``) never match for ``If-Match``; a list of several tags is not
+    supported, so it matches nothing either.
+    """
+    value = header.strip()
+    if value == "*":
+        return None
+    tag = _STRONG_TAG.fullmatch(value)
+    version = int(tag[1]) if tag else 0
+    return version if version < 2**31 else 0
 
 
 @router.get("/orders/", response_model=OrderPage, responses=_ERRORS)

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from asyncdal.commerce import OrderStatus
 
@@ -30,6 +30,7 @@ __all__ = [
     "Overview",
     "PlatformStatsOut",
     "PostOut",
+    "ProductChange",
     "ProductOut",
     "ProductPage",
     "ProductSummaryOut",
@@ -71,14 +72,40 @@ class UserOut(_Out):
 
 
 class ProductOut(_Out):
-    """A product with its current stock."""
+    """A product with its current stock; ``version`` is also its ``ETag``."""
 
     id: int
     sku: str
     name: str
     price: Decimal
     stock: int
+    version: int
     created_at: datetime
+    updated_at: datetime
+
+
+class ProductChange(BaseModel):
+    """The body of ``PATCH /products/{id}``: the fields to change (at least one)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    price: Annotated[Decimal, Field(ge=0, max_digits=12, decimal_places=2)] | None = None
+    stock: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+
+    def values(self) -> dict[str, object]:
+        """The fields the client sent, for ``ProductRepository.update``; null is refused."""
+        return self.model_dump(exclude_unset=True)
+
+    @model_validator(mode="after")
+    def _something_and_nothing_null(self) -> ProductChange:
+        sent = self.model_dump(exclude_unset=True)
+        if not sent:
+            raise ValueError("give at least one of name, price, stock")
+        nulls = sorted(name for name, value in sent.items() if value is None)
+        if nulls:
+            raise ValueError(f"{nulls} cannot be null")
+        return self
 
 
 class OrderLineOut(_Out):
