@@ -22,7 +22,6 @@ import httpx
 import pytest
 from examples.storefront import create_app
 from examples.storefront.app import migrate_on_start
-from examples.storefront.errors import INTERNAL_ERROR_MESSAGE
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import QueuePool
 
@@ -45,6 +44,7 @@ from asyncdal import (
     head_revision,
 )
 from asyncdal.commerce import Product
+from asyncdal.fastapi import INTERNAL_ERROR_MESSAGE
 from tests.conftest import TEST_APPLICATION_NAME, _dsn
 
 pytestmark = pytest.mark.committed

@@ -11,30 +11,18 @@ the first request.
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
-from asyncdal import ConfigurationError, Database, Settings, upgrade
+from asyncdal import ConfigurationError, Database, Settings
+from asyncdal.fastapi import (
+    MIGRATE_ON_START_ENV,
+    install_error_handlers,
+    lifespan,
+    migrate_on_start,
+)
 from examples.storefront import fanout, routes
-from examples.storefront.errors import install_error_handlers
 
 __all__ = ["MIGRATE_ON_START_ENV", "create_app", "migrate_on_start"]
-
-MIGRATE_ON_START_ENV = "ASYNCDAL_MIGRATE_ON_START"
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"", "0", "false", "no", "off"}
-
-
-def migrate_on_start(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether ``ASYNCDAL_MIGRATE_ON_START`` asks to migrate at start-up (default: no)."""
-    raw = (os.environ if environ is None else environ).get(MIGRATE_ON_START_ENV, "")
-    value = raw.strip().lower()
-    if value not in _TRUE | _FALSE:
-        raise ConfigurationError(f"{MIGRATE_ON_START_ENV}={raw!r} is not a boolean")
-    return value in _TRUE
 
 
 def create_app(
@@ -43,7 +31,7 @@ def create_app(
     settings: Settings | None = None,
     migrate: bool | None = None,
 ) -> FastAPI:
-    """Build the storefront app.
+    """Build the storefront app on ``asyncdal.fastapi``.
 
     Args:
         db: a database the caller owns (tests, or a host process): used as is, never disposed
@@ -55,27 +43,12 @@ def create_app(
     """
     if db is not None and settings is not None:
         raise ConfigurationError("give create_app() a Database or Settings, not both")
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = db is None
-        database = db if db is not None else Database(settings or Settings.from_env())
-        try:
-            if migrate if migrate is not None else migrate_on_start():
-                await upgrade(database, "head")
-            app.state.db = database
-            yield
-        finally:
-            app.state.db = db
-            if owned:
-                await database.dispose()
-
     app = FastAPI(
         title="asyncdal storefront",
         summary="The seed 000 API on asyncdal: users, orders, products, /all/ and a dashboard.",
-        lifespan=lifespan,
+        lifespan=lifespan(db, settings=settings, migrate=migrate),
     )
-    app.state.db = db
+    app.state.db = db  # an injected database serves requests even without the lifespan
     install_error_handlers(app)
     app.include_router(routes.router)
     app.include_router(fanout.router)

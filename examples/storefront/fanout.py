@@ -13,8 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query
 
 from asyncdal.commerce import StorefrontOverview
+from asyncdal.fastapi import DatabaseDep
 from asyncdal.social import SocialDashboard, UserProfile
-from examples.storefront.deps import DatabaseDep
 from examples.storefront.schemas import Dashboard, ErrorBody, Overview, Profile
 
 __all__ = ["router"]

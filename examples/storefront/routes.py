@@ -17,8 +17,7 @@ from fastapi.responses import JSONResponse
 from asyncdal import Base, Page, Repository
 from asyncdal.accounts import UserRepository
 from asyncdal.commerce import OrderRepository, ProductRepository
-from examples.storefront.deps import SessionDep
-from examples.storefront.errors import etag
+from asyncdal.fastapi import SessionDep, etag
 from examples.storefront.listing import Listing, listing
 from examples.storefront.schemas import (
     ErrorBody,

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from asyncdal._database import Database
 from asyncdal._error_mapping import sqlstate_of, wrap_errors
 from asyncdal._errors import MigrationError
-from asyncdal.alembic import VERSION_TABLE, include_asyncdal, read_version
+from asyncdal._versions import VERSION_TABLE, include_asyncdal, read_version
 
 __all__ = [
     "alembic_config",

@@ -1,4 +1,9 @@
-"""FastAPI dependencies: the app's one :class:`Database` and a unit of work per request."""
+"""FastAPI dependencies: the app's one :class:`Database` and a unit of work per request.
+
+``DatabaseDep`` is for endpoints that fan out (``await db.gather(...)``: a session per read);
+``SessionDep`` is one session for the request, committed when the endpoint returns and before
+the response is sent, rolled back if the endpoint raises.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ __all__ = ["DatabaseDep", "SessionDep", "get_db", "get_session"]
 
 
 def get_db(request: Request) -> Database:
-    """The :class:`Database` the app holds (set by ``create_app`` or its lifespan)."""
+    """The :class:`Database` the app holds in ``app.state.db`` (set by :func:`lifespan`)."""
     db: Database | None = getattr(request.app.state, "db", None)
     if db is None:
         # Only when requests arrive before the lifespan ran (or after it ended).

@@ -1,4 +1,4 @@
-"""The layer's exceptions as HTTP responses.
+"""The layer's exceptions as HTTP responses: :func:`install_error_handlers`.
 
 Every error body has the same shape, ``{"error": <code>, "detail": <message>}``, plus fields
 that help the client act (the short product of an order). Only messages the layer writes for
@@ -53,7 +53,7 @@ from asyncdal import (
 
 __all__ = ["INTERNAL_ERROR_MESSAGE", "etag", "install_error_handlers"]
 
-logger = logging.getLogger("examples.storefront")
+logger = logging.getLogger("asyncdal.fastapi")
 
 INTERNAL_ERROR_MESSAGE = "internal error: the request could not be completed"
 #: Seconds a client should wait before retrying a 503.
@@ -127,7 +127,11 @@ async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers above on ``app``."""
+    """Map the error tree to HTTP responses on ``app`` (the table in this module's docstring).
+
+    Also replaces FastAPI's 422 body for invalid requests with the same ``{"error", "detail"}``
+    shape, without echoing the input back.
+    """
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(AsyncDALError, _layer_error)
     # Starlette runs an Exception handler in its outermost middleware, after which it
