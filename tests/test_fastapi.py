@@ -100,3 +100,23 @@ async def test_no_database_is_503(committed_db: Database) -> None:
 def test_database_and_settings_together_is_an_error(db: Database) -> None:
     with pytest.raises(ConfigurationError, match="not both"):
         lifespan(db, settings=db.settings)
+
+
+async def test_the_readme_example_runs(
+    committed_db: Database, migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_readme import _python_block_after
+
+    monkeypatch.setenv("DATABASE_URL", migrated_url)
+    namespace: dict[str, object] = {}
+    exec(compile(_python_block_after("### FastAPI"), "README.md", "exec"), namespace)
+    app = namespace["app"]
+    assert isinstance(app, FastAPI)
+    async with app.router.lifespan_context(app), client_for(app) as client:
+        created = await client.post("/users/", params={"name": "ada"})
+        assert created.status_code == 201, created.text
+        again = await client.post("/users/", params={"name": "ada"})
+        assert again.status_code == 409
+        dashboard = await client.get("/dashboard")
+        assert dashboard.status_code == 200, dashboard.text
+        assert [u["username"] for u in dashboard.json()["top_users"]] == ["ada"]
