@@ -10,7 +10,9 @@ Every error the layer raises derives from :class:`AsyncDALError`, so a caller ca
     │   ├── CheckViolationError       (SQLSTATE 23514 / 23502, check or not-null violation)
     │   ├── InsufficientStockError    (an order asked for more than is in stock)
     │   └── StaleWriteError           (the row changed since it was read: its version moved)
-    ├── InvalidQueryError             (also a ValueError: unknown field, operator, sort key, ...)
+    ├── InvalidQueryError             (also a ValueError: a bad argument: unknown field, operator,
+    │   │                              sort key, a value that does not fit its column, ...)
+    │   └── InvalidTypeError          (also a TypeError: an argument of the wrong Python type)
     ├── ConcurrencyError              (serialization failure or deadlock, retries exhausted)
     ├── QueryTimeoutError             (SQLSTATE 57014, or a client-side timeout)
     ├── DatabaseUnavailableError      (cannot connect, connection lost, pool exhausted)
@@ -38,6 +40,7 @@ __all__ = [
     "ForeignKeyError",
     "InsufficientStockError",
     "InvalidQueryError",
+    "InvalidTypeError",
     "MigrationError",
     "NotFoundError",
     "QueryTimeoutError",
@@ -152,8 +155,17 @@ class StaleWriteError(ConflictError):
 class InvalidQueryError(AsyncDALError, ValueError):
     """A query was asked for with a name or value the layer does not allow.
 
-    Raised for unknown filter fields, operators or sort keys, bad limits and malformed
-    cursors. The message names what was wrong and what is allowed.
+    Raised for unknown filter fields, operators or sort keys, bad limits, malformed cursors,
+    and values that do not fit their column (too long, out of range, NUL bytes...), always
+    before anything is sent: nothing is written. The message names the field and what is
+    allowed, never the whole value.
+    """
+
+
+class InvalidTypeError(InvalidQueryError, TypeError):
+    """An argument has the wrong Python type for its field (``get("1")``, ``username=123``).
+
+    Also a ``TypeError``; raised before anything is sent, so nothing is written.
     """
 
 

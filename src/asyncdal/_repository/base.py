@@ -11,7 +11,12 @@ from sqlalchemy import update as sa_update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import InvalidQueryError, NotFoundError, StaleWriteError
+from asyncdal._errors import (
+    InvalidQueryError,
+    InvalidTypeError,
+    NotFoundError,
+    StaleWriteError,
+)
 from asyncdal._repository.bulk import copy_rows
 from asyncdal._repository.reads import M, ReadRepository
 
@@ -59,8 +64,46 @@ class Repository(ReadRepository[M]):
 
     # -- writes ------------------------------------------------------------------------------
 
+    async def create(self, **values: Any) -> M:
+        """Insert one row from column values and return it, its id and server defaults set.
+
+        Names must be columns of the model; generated keys and the columns the repository
+        maintains (``readonly_fields``, e.g. counters) are refused, and every value is checked
+        against its column, all before anything is sent.
+
+        Example::
+
+            ada = await UserRepository(s).create(username="ada", email="ada@example.org")
+        """
+        self._writable(values, "create")
+        generated = (
+            self.readonly_fields
+            | self._maintained
+            | {c.key for c in self._pk if c.identity is not None}
+        )
+        if not generated.isdisjoint(values):
+            raise InvalidQueryError(
+                f"create: {sorted(generated & values.keys())} are set by the database or the "
+                f"repository and cannot be given"
+            )
+        self._check_values(values)
+        return await self.add(self.model(**values))
+
     async def add(self, obj: M) -> M:
-        """Insert ``obj`` now (a flush), so its id and server defaults are set; return it."""
+        """Insert ``obj`` now (a flush), so its id and server defaults are set; return it.
+
+        Every column value set on ``obj`` is checked against its column first: a bad one is
+        an :class:`InvalidQueryError` (or :class:`InvalidTypeError`) and nothing is sent.
+        """
+        if not isinstance(obj, self.model):
+            raise InvalidTypeError(
+                f"{type(self).__name__}.add: expected a {self.model.__name__}, "
+                f"got {type(obj).__name__}"
+            )
+        state = obj.__dict__
+        for key, check in self._checks.items():
+            if key in state:
+                check(state[key])
         self.session.add(obj)
         with wrap_errors():
             await self.session.flush()
@@ -90,12 +133,7 @@ class Repository(ReadRepository[M]):
         if not batch:
             return [] if returning else 0
         names = self._writable(batch[0], "add_many")
-        width = len(names)
-        # Same length here, and every key present (checked as the rows are read), means the
-        # same keys: cheaper than comparing key sets, which shows on 100k-row batches.
-        odd = next((row for row in batch if len(row) != width), None)
-        if odd is not None:
-            raise self._mixed_keys(names, odd)
+        self._check_rows(batch, names)
         with wrap_errors():
             if returning:
                 stmt = insert(self.model).returning(self.model, sort_by_parameter_order=True)
@@ -103,14 +141,7 @@ class Repository(ReadRepository[M]):
             if len(batch) >= self.copy_threshold:
                 table = cast(Table, self.model.__table__)
                 columns = {name: self._columns[name].name for name in sorted(names)}
-                try:
-                    return await copy_rows(self.session, table, columns, batch)
-                except KeyError:
-                    odd = next(row for row in batch if row.keys() != names)
-                    raise self._mixed_keys(names, odd) from None
-            odd = next((row for row in batch if row.keys() != names), None)
-            if odd is not None:
-                raise self._mixed_keys(names, odd)
+                return await copy_rows(self.session, table, columns, batch)
             await self.session.execute(insert(self.model), batch)
         return len(batch)
 
@@ -133,6 +164,7 @@ class Repository(ReadRepository[M]):
         if not values:
             raise InvalidQueryError("update: no values given")
         self._writable(values, "update", primary_key_too=True)
+        self._check_values(values)
         where = self._pk_where(id)
         if expected_version is not None:
             where.append(self._version_is(expected_version))
@@ -191,6 +223,7 @@ class Repository(ReadRepository[M]):
                 f"allowed: {[builtins.list(k) for k in self.upsert_keys]}"
             )
         names = self._writable(values, "upsert")
+        self._check_values(values)
         readonly = self.readonly_fields | self._maintained
         if not names.isdisjoint(readonly):
             raise InvalidQueryError(
@@ -224,6 +257,27 @@ class Repository(ReadRepository[M]):
                 f"expected_version must be a positive integer, got {expected!r}"
             )
         return self._version == expected
+
+    def _check_values(self, values: Mapping[str, Any]) -> None:
+        for key, value in values.items():
+            self._checks[key](value)
+
+    def _check_rows(self, batch: builtins.list[Mapping[str, Any]], names: frozenset[str]) -> None:
+        """One pass over ``batch``: every row has the keys ``names``, every value fits."""
+        width = len(names)
+        checks = [(name, self._checks[name]) for name in sorted(names)]
+        for row in batch:
+            # Same length, and every name present, means the same keys: cheaper than
+            # comparing key sets, which shows on 100k-row batches.
+            if len(row) != width:
+                raise self._mixed_keys(names, row)
+            try:
+                for name, check in checks:
+                    check(row[name])
+            except KeyError:
+                raise self._mixed_keys(names, row) from None
+            except InvalidQueryError as exc:
+                raise type(exc)(f"add_many: {exc}") from None
 
     @staticmethod
     def _mixed_keys(names: frozenset[str], row: Mapping[str, Any]) -> InvalidQueryError:

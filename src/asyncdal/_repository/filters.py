@@ -162,9 +162,14 @@ def _decimal(column: Column[Any], value: object) -> Decimal:
             number = Decimal(value.strip() if isinstance(value, str) else value)
         except (InvalidOperation, ValueError):
             number = Decimal("NaN")
-        # A bounded exponent keeps the value inside what PostgreSQL's numeric accepts.
-        if number.is_finite() and -1000 < number.adjusted() < 1000:
+        # The value is bound with the column's type, numeric(p, s): a number with more digits
+        # before the point than the column holds would overflow in the driver.
+        precision, scale = column.type.precision, column.type.scale  # type: ignore[attr-defined]
+        digits = 1000 if precision is None else precision - (scale or 0)
+        if number.is_finite() and -1000 < number.adjusted() < digits:
             return number
+        if number.is_finite() and precision is not None:
+            raise _bad(column, value, f"a number with at most {digits} digits before the point")
     raise _bad(column, value, "a finite decimal number")
 
 
@@ -174,8 +179,12 @@ def _datetime(column: Column[Any], value: object) -> datetime:
             value = datetime.fromisoformat(value.strip())
     if not isinstance(value, datetime):
         raise _bad(column, value, "a datetime or an ISO 8601 string")
-    # Naive times are taken as UTC, never as the server's or the machine's local time.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    # Naive times are taken as UTC, never as the server's or the machine's local time; the
+    # driver sends UTC, so the moment must exist there (datetime.max at -14:00 does not).
+    try:
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError:
+        raise _bad(column, value, "a datetime within years 1..9999 in UTC") from None
 
 
 def _bool(column: Column[Any], value: object) -> bool:

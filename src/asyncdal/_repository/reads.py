@@ -36,10 +36,15 @@ from asyncdal._repository.pagination import (
     encode_cursor,
     keyset_condition,
 )
+from asyncdal._repository.values import Check, any_of, check_keys, checker_for, describe
 
 __all__ = ["M", "ReadRepository"]
 
 M = TypeVar("M", bound=Base)
+
+# Composite keys go as (a, b) IN ((..), ..) with one parameter per column and key: batches
+# stay far below the protocol's 32,767 parameters.
+_TUPLES_PER_QUERY = 5_000
 
 
 class ReadRepository(Generic[M]):
@@ -59,7 +64,9 @@ class ReadRepository(Generic[M]):
     readonly_fields: ClassVar[frozenset[str]] = frozenset()
 
     _columns: ClassVar[dict[str, Column[Any]]]
+    _checks: ClassVar[dict[str, Check]]
     _pk: ClassVar[tuple[Column[Any], ...]]
+    _pk_checks: ClassVar[tuple[Check, ...]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Allowlists are checked once, when the class is defined, not on every call.
@@ -70,6 +77,13 @@ class ReadRepository(Generic[M]):
         table = cast(Table, cls.model.__table__)
         cls._columns = {attr.key: table.c[attr.columns[0].key] for attr in mapper.column_attrs}
         cls._pk = tuple(table.primary_key.columns)
+        name = cls.model.__name__
+        # One value check per column, from its type: every value written or looked up
+        # passes through them before any SQL is sent.
+        cls._checks = {
+            key: checker_for(column, f"{name}.{key}") for key, column in cls._columns.items()
+        }
+        cls._pk_checks = tuple(checker_for(c, f"{name}.{c.key}") for c in cls._pk)
         for allowlist in ("filter_fields", "sort_fields"):
             unknown = getattr(cls, allowlist) - cls._columns.keys()
             if unknown:
@@ -97,6 +111,7 @@ class ReadRepository(Generic[M]):
 
         One ``session.get`` and nothing more: an object already in the session costs no query.
         """
+        self._identity(id)
         with wrap_errors():
             obj = await self.session.get(self.model, id)
         if obj is None:
@@ -107,14 +122,25 @@ class ReadRepository(Generic[M]):
         """The rows whose primary keys are in ``ids``, in the order of ``ids``.
 
         Missing ids are skipped (compare lengths to detect them); duplicates are returned once.
+        Up to ``MAX_KEYS`` (100,000) ids in one call; with a single-column key they travel as
+        one array parameter, so the list's length never meets the protocol's parameter limit.
         """
-        wanted = builtins.list(dict.fromkeys(ids))
+        keys = check_keys(ids, f"{self.model.__name__} get_many")
+        for key in keys:
+            self._identity(key)
+        wanted = builtins.list(dict.fromkeys(keys))
         if not wanted:
             return []
-        single = len(self._pk) == 1
-        condition = self._pk[0].in_(wanted) if single else tuple_(*self._pk).in_(wanted)
+        rows: builtins.list[M] = []
         with wrap_errors():
-            rows = (await self.session.scalars(select(self.model).where(condition))).all()
+            if len(self._pk) == 1:
+                stmt = select(self.model).where(any_of(self._pk[0], wanted))
+                rows.extend((await self.session.scalars(stmt)).all())
+            else:
+                for start in range(0, len(wanted), _TUPLES_PER_QUERY):
+                    chunk = wanted[start : start + _TUPLES_PER_QUERY]
+                    stmt = select(self.model).where(tuple_(*self._pk).in_(chunk))
+                    rows.extend((await self.session.scalars(stmt)).all())
         by_key = {self._key(row): row for row in rows}
         return [by_key[i] for i in wanted if i in by_key]
 
@@ -213,12 +239,20 @@ class ReadRepository(Generic[M]):
         ordering = [key.column.desc() if key.descending else key.column.asc() for key in keys]
         return select(self.model).where(*conditions).order_by(*ordering), keys
 
-    def _pk_where(self, id: Any) -> builtins.list[ColumnElement[bool]]:
+    def _identity(self, id: Any) -> tuple[Any, ...]:
+        """``id`` as a tuple of key values, each checked against its column."""
         ident = id if isinstance(id, tuple) else (id,)
         if len(ident) != len(self._pk):
             raise InvalidQueryError(
-                f"{self.model.__name__} has a primary key of {len(self._pk)} column(s), got {id!r}"
+                f"{self.model.__name__} has a primary key of {len(self._pk)} column(s), "
+                f"got {describe(id)}"
             )
+        for check, value in zip(self._pk_checks, ident, strict=True):
+            check(value)
+        return ident
+
+    def _pk_where(self, id: Any) -> builtins.list[ColumnElement[bool]]:
+        ident = self._identity(id)
         return [column == value for column, value in zip(self._pk, ident, strict=True)]
 
     def _key(self, obj: M) -> Any:

@@ -26,10 +26,6 @@ class UserRepository(Repository[User]):
     upsert_keys = (("username",), ("email",))
     readonly_fields = frozenset({"follower_count"})
 
-    async def create(self, *, username: str, email: str, display_name: str = "") -> User:
-        """Insert a user; :class:`DuplicateError` if the username or e-mail is taken."""
-        return await self.add(User(username=username, email=email, display_name=display_name))
-
     async def by_username(self, username: str) -> User:
         """The user called ``username``; :class:`NotFoundError` if there is none."""
         with wrap_errors():

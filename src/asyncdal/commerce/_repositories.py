@@ -12,12 +12,19 @@ from sqlalchemy.orm.attributes import set_committed_value
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import ConflictError, InsufficientStockError, InvalidQueryError, NotFoundError
 from asyncdal._repository.base import Repository
+from asyncdal._repository.values import any_of, checker_for, key_column
+from asyncdal.accounts._models import User
 from asyncdal.commerce._models import Order, OrderItem, OrderStatus, Product
 
 __all__ = ["OrderItems", "OrderRepository", "ProductRepository"]
 
 #: What ``place`` accepts: ``{product_id: quantity}`` or ``[(product_id, quantity), ...]``.
 OrderItems = Mapping[int, int] | Iterable[tuple[int, int]]
+
+_USER_ID = checker_for(key_column(User), "user id")
+_ORDER_ID = checker_for(key_column(Order), "order id")
+#: The most distinct products one order may hold.
+MAX_ITEMS = 10_000
 
 #: Orders in these states may be cancelled; a shipped order may not.
 _CANCELLABLE = (OrderStatus.PENDING, OrderStatus.PAID)
@@ -49,6 +56,10 @@ def _quantities(items: OrderItems) -> dict[int, int]:
         wanted[product_id] = wanted.get(product_id, 0) + quantity
     if not wanted:
         raise InvalidQueryError("an order needs at least one item")
+    if len(wanted) > MAX_ITEMS:
+        raise InvalidQueryError(
+            f"an order holds at most {MAX_ITEMS:,} products, got {len(wanted):,}"
+        )
     return wanted
 
 
@@ -71,10 +82,11 @@ class OrderRepository(Repository[Order]):
         database's current prices. If a product is short, :class:`InsufficientStockError`
         names it and nothing is written; an unknown product is a :class:`NotFoundError`.
         """
+        _USER_ID(user_id)
         wanted = _quantities(items)
         stmt = (
             select(Product)
-            .where(Product.id.in_(list(wanted)))
+            .where(any_of(key_column(Product), wanted))
             .order_by(Product.id)
             .with_for_update()
             .execution_options(populate_existing=True)
@@ -117,6 +129,7 @@ class OrderRepository(Repository[Order]):
         retried or concurrent cancel never restores stock twice. A shipped order cannot be
         cancelled (:class:`ConflictError`); an unknown order is a :class:`NotFoundError`.
         """
+        _ORDER_ID(order_id)
         # The conditional UPDATE is the gate: of concurrent cancels, exactly one sees the
         # order still cancellable (the others wait on the row lock, then match nothing).
         flip = (
@@ -134,7 +147,7 @@ class OrderRepository(Repository[Order]):
                 restock = dict((await self.session.execute(lines)).all())
                 products = await self.session.scalars(
                     select(Product)
-                    .where(Product.id.in_(list(restock)))
+                    .where(any_of(key_column(Product), restock))
                     .order_by(Product.id)
                     .with_for_update()
                     .execution_options(populate_existing=True)

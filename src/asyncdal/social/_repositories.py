@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -10,7 +11,12 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from asyncdal._checks import check_limit
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import CheckViolationError, DuplicateError, InvalidQueryError
+from asyncdal._errors import (
+    CheckViolationError,
+    DuplicateError,
+    InvalidQueryError,
+    InvalidTypeError,
+)
 from asyncdal._repository.base import Repository
 from asyncdal._repository.filters import parse_order
 from asyncdal._repository.pagination import (
@@ -19,6 +25,7 @@ from asyncdal._repository.pagination import (
     encode_cursor,
     keyset_condition,
 )
+from asyncdal._repository.values import checker_for, describe, key_column
 from asyncdal.accounts._models import User
 from asyncdal.social._counters import link, unlink
 from asyncdal.social._models import Follow, Hashtag, Like, Post, PostHashtag
@@ -28,20 +35,27 @@ __all__ = ["FollowRepository", "HashtagRepository", "PostRepository", "normalize
 #: The longest tag the ``hashtags.tag`` column holds.
 MAX_TAG = 100
 
+# Ids given to the domain operations are checked like any repository key, before any SQL.
+_USER_ID = checker_for(key_column(User), "user id")
+_POST_ID = checker_for(key_column(Post), "post id")
+
 
 def normalize_tags(tags: Iterable[str]) -> list[str]:
     """Tags as stored: ``#`` and surrounding spaces stripped, lower case, unique, sorted.
 
     Sorted, so concurrent posts upsert shared tags in the same order and cannot deadlock.
     """
+    if isinstance(tags, (str, bytes)) or not isinstance(tags, Iterable):
+        # A bare string is iterable too: "abc" would silently become the tags a, b and c.
+        raise InvalidTypeError(f"tags must be a list of strings, got {describe(tags)}")
     normalized = set()
     for tag in tags:
         if not isinstance(tag, str):
-            raise InvalidQueryError(f"hashtags must be strings, got {tag!r}")
+            raise InvalidTypeError(f"hashtags must be strings, got {describe(tag)}")
         clean = tag.strip().lstrip("#").strip().lower()
         if not clean or len(clean) > MAX_TAG or "\x00" in clean:
             raise InvalidQueryError(
-                f"invalid hashtag {tag!r}: 1 to {MAX_TAG} characters after stripping '#'"
+                f"invalid hashtag {describe(tag)}: 1 to {MAX_TAG} characters after stripping '#'"
             )
         normalized.add(clean)
     return sorted(normalized)
@@ -85,13 +99,14 @@ class PostRepository(Repository[Post]):
     sort_fields = frozenset({"id", "like_count", "created_at"})
     readonly_fields = frozenset({"like_count"})
 
-    async def create(self, *, author_id: int, body: str, tags: Iterable[str] = ()) -> Post:
-        """Insert a post and link its hashtags (normalised, upserted).
+    async def create(self, *, tags: Iterable[str] = (), **values: Any) -> Post:
+        """Insert a post (``author_id``, ``body``) and link its hashtags (normalised, upserted).
 
-        The returned post has ``hashtags`` loaded, sorted by tag.
+        The returned post has ``hashtags`` loaded, sorted by tag. Everything is checked before
+        anything is sent, tags included: a bad tag writes no post.
         """
         clean = normalize_tags(tags)
-        post = await self.add(Post(author_id=author_id, body=body))
+        post = await super().create(**values)
         hashtags = await HashtagRepository(self.session).ensure(clean)
         if hashtags:
             links = [{"post_id": post.id, "hashtag_id": h.id} for h in hashtags]
@@ -106,6 +121,8 @@ class PostRepository(Repository[Post]):
         Idempotent: liking again returns ``False`` and changes nothing. An unknown user or
         post is a :class:`ForeignKeyError`.
         """
+        _USER_ID(user_id)
+        _POST_ID(post_id)
         return await link(
             self.session,
             Like,
@@ -116,6 +133,8 @@ class PostRepository(Repository[Post]):
 
     async def unlike(self, user_id: int, post_id: int) -> bool:
         """Remove ``user_id``'s like of ``post_id``; ``False`` if there was none."""
+        _USER_ID(user_id)
+        _POST_ID(post_id)
         return await unlink(
             self.session,
             Like,
@@ -130,6 +149,7 @@ class PostRepository(Repository[Post]):
         Pass the page's ``next_cursor`` as ``cursor`` for the next page; posts written
         meanwhile do not shift it.
         """
+        _USER_ID(user_id)
         size = check_limit(limit, self.max_limit)
         keys = parse_order("-created_at", self._columns, self.sort_fields, ["id"])
         followed = select(Follow.followee_id).where(Follow.follower_id == user_id)
@@ -166,6 +186,8 @@ class FollowRepository(Repository[Follow]):
         :class:`ForeignKeyError`. Following again is a :class:`DuplicateError`, unless
         ``exist_ok`` is true: then it returns ``False`` and changes nothing.
         """
+        _USER_ID(follower_id)
+        _USER_ID(followee_id)
         if follower_id == followee_id:
             raise CheckViolationError(
                 f"user {follower_id} cannot follow themselves", constraint="ck_follows_not_self"
@@ -185,6 +207,8 @@ class FollowRepository(Repository[Follow]):
 
     async def unfollow(self, follower_id: int, followee_id: int) -> bool:
         """Stop ``follower_id`` following ``followee_id``; ``False`` if it did not follow."""
+        _USER_ID(follower_id)
+        _USER_ID(followee_id)
         return await unlink(
             self.session,
             Follow,
