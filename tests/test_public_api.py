@@ -70,7 +70,9 @@ def test_every_public_object_is_documented(name: str) -> None:
 
 
 def test_the_layer_exports_the_layer_only() -> None:
-    assert len(asyncdal.__all__) <= 30
+    # About 30 names: the database, sessions, repositories and the error tree. A new name
+    # here must be part of the layer; the domain and tooling have their own packages.
+    assert len(asyncdal.__all__) <= 36
     for attr in asyncdal.__all__:
         obj = getattr(asyncdal, attr)
         module = getattr(obj, "__module__", "asyncdal")
