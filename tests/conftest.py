@@ -1,139 +1,16 @@
-"""Test harness: a real PostgreSQL server, the schema from the migrations, a rolled-back session.
+"""Test harness: the fixtures services get, from ``asyncdal.testing.plugin``.
 
-- ``DATABASE_URL`` set: that server is used; otherwise an embedded one is started once per run.
-- Each run creates its own database (dropped at the end), so runs cannot see each other.
-- ``session``: each test runs inside an outer transaction that is rolled back at the end; the
-  code under test may commit, which only releases a SAVEPOINT.
-- ``committed_db``: for fan-out tests whose data must be visible to other connections; it
-  truncates every domain table afterwards.
+pyproject.toml turns the plugin on (``asyncdal_fixtures = true``), exactly as a service would:
+``db``, ``session`` (rolled back after each test), ``committed_db``, ``migrated_url``,
+``empty_database_url``, ``dsn``... on ``DATABASE_URL`` or a throwaway embedded server. The
+names below are re-exported for the tests that import them.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from asyncdal.testing.plugin import TEST_APPLICATION_NAME, fresh_database, to_dsn, truncate_all
 
-import asyncpg
-import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
+__all__ = ["TEST_APPLICATION_NAME", "_dsn", "fresh_database", "truncate_all"]
 
-from asyncdal import Base, DALSession, Database, upgrade
-from asyncdal.testing import EmbeddedPostgres
-from tests.factories import current_session
-
-TEST_APPLICATION_NAME = "asyncdal-tests"
-
-
-def _dsn(url: str) -> str:
-    """A libpq-style DSN for raw asyncpg from an SQLAlchemy URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    """The URL of a PostgreSQL server: ``DATABASE_URL`` or a throwaway embedded one."""
-    url = os.environ.get("DATABASE_URL")
-    if url:
-        yield url
-        return
-    with EmbeddedPostgres() as pg:
-        yield pg.url
-
-
-@asynccontextmanager
-async def fresh_database(server_url: str, prefix: str) -> AsyncIterator[str | None]:
-    """Create an empty database on the server, yield its URL, drop it afterwards.
-
-    Yields ``None`` when the role may not ``CREATE DATABASE``.
-    """
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(_dsn(server_url))
-    try:
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        except asyncpg.InsufficientPrivilegeError:
-            yield None
-            return
-        try:
-            yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="session")
-async def database_url(server_url: str) -> AsyncIterator[str]:
-    """A fresh, empty database for this run (or ``DATABASE_URL`` itself without CREATEDB)."""
-    async with fresh_database(server_url, "asyncdal_test") as url:
-        yield url or server_url
-
-
-@pytest.fixture
-async def empty_database_url(server_url: str) -> AsyncIterator[str]:
-    """An empty database of the test's own (no schema), for tests that migrate it themselves."""
-    async with fresh_database(server_url, "asyncdal_empty") as url:
-        if url is None:
-            pytest.skip("the test server's role cannot CREATE DATABASE")
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def migrated_url(database_url: str) -> str:
-    """The test database, migrated to head by the project's own Alembic scripts."""
-    await upgrade(database_url)
-    return database_url
-
-
-@pytest.fixture(scope="session")
-async def db(migrated_url: str) -> AsyncIterator[Database]:
-    """One :class:`Database` for the whole run, like a service would hold."""
-    database = Database.from_url(
-        migrated_url, application_name=TEST_APPLICATION_NAME, pool_size=10, max_overflow=10
-    )
-    yield database
-    await database.dispose()
-
-
-@pytest.fixture
-async def session(db: Database) -> AsyncIterator[DALSession]:
-    """A session inside an outer transaction that is rolled back after the test."""
-    async with db.engine.connect() as conn:
-        outer = await conn.begin()
-        test_session = DALSession(
-            bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False
-        )
-        token = current_session.set(test_session)
-        try:
-            yield test_session
-        finally:
-            current_session.reset(token)
-            await test_session.close()
-            if outer.is_active:
-                await outer.rollback()
-
-
-async def truncate_all(db: Database) -> None:
-    """Empty every domain table and restart its identity."""
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    async with db.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-
-
-@pytest.fixture
-async def committed_db(db: Database) -> AsyncIterator[Database]:
-    """The run's database for tests that commit; every domain table is emptied afterwards."""
-    await truncate_all(db)
-    try:
-        yield db
-    finally:
-        await truncate_all(db)
-
-
-@pytest.fixture
-def dsn(migrated_url: str) -> str:
-    """The test database as a DSN for raw asyncpg (seed 000/002 style code)."""
-    return _dsn(migrated_url)
+#: The older name of :func:`asyncdal.testing.plugin.to_dsn`, used across the tests.
+_dsn = to_dsn

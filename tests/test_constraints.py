@@ -12,7 +12,7 @@ from asyncdal._error_mapping import wrap_errors
 from asyncdal.accounts import User
 from asyncdal.commerce import Order, OrderItem, Product
 from asyncdal.social import Follow, Hashtag, Like, Post
-from tests.factories import (
+from asyncdal.testing.factories import (
     FollowFactory,
     LikeFactory,
     OrderFactory,

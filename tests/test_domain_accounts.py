@@ -18,7 +18,7 @@ from asyncdal import (
 )
 from asyncdal.accounts import User, UserRepository
 from asyncdal.social import Follow, FollowRepository
-from tests.factories import UserFactory, create
+from asyncdal.testing.factories import UserFactory, create
 
 
 async def _followers(session: DALSession, user_id: int) -> tuple[int, int]:

@@ -25,7 +25,7 @@ from asyncdal.commerce import (
     Product,
     ProductRepository,
 )
-from tests.factories import ProductFactory, UserFactory, create
+from asyncdal.testing.factories import ProductFactory, UserFactory, create
 
 
 async def _stock(session: DALSession, *ids: int) -> list[int]:

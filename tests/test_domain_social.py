@@ -18,7 +18,7 @@ from asyncdal.social import (
     PostHashtag,
     PostRepository,
 )
-from tests.factories import PostFactory, UserFactory, create
+from asyncdal.testing.factories import PostFactory, UserFactory, create
 
 
 async def test_create_post_normalises_upserts_and_links_tags(session: DALSession) -> None:

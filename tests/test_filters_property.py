@@ -19,7 +19,7 @@ from sqlalchemy import text
 from asyncdal import DALSession, Filter, InvalidQueryError
 from asyncdal._repository.filters import ALL_OPERATORS
 from asyncdal.accounts import User, UserRepository
-from tests.factories import UserFactory, create
+from asyncdal.testing.factories import UserFactory, create
 
 INJECTIONS = [
     "'; DROP TABLE users; --",

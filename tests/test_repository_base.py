@@ -25,7 +25,7 @@ from asyncdal import (
 )
 from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce import Order, OrderRepository, OrderStatus, Product, ProductRepository
-from tests.factories import ProductFactory, UserFactory, create
+from asyncdal.testing.factories import ProductFactory, UserFactory, create
 
 
 async def _users(n: int = 5) -> list[User]:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from asyncdal import DALSession, Database, DuplicateError, InvalidQueryError
 from asyncdal.accounts import UserRepository
 from asyncdal.commerce import Order, OrderRepository, OrderStatus, Product, ProductRepository
-from tests.factories import UserFactory, create
+from asyncdal.testing.factories import UserFactory, create
 
 
 def _products(n: int, prefix: str = "B") -> list[dict[str, object]]:

@@ -20,7 +20,7 @@ from examples.storefront import create_app
 from asyncdal import DALSession, Database
 from asyncdal.accounts import User
 from asyncdal.commerce import Order, OrderStatus, Product
-from tests.factories import (
+from asyncdal.testing.factories import (
     HashtagFactory,
     OrderFactory,
     PostFactory,

@@ -23,8 +23,14 @@ from sqlalchemy.pool import QueuePool
 
 from asyncdal import Database
 from asyncdal.commerce import Order, OrderItem, Product
+from asyncdal.testing.factories import (
+    OrderFactory,
+    ProductFactory,
+    UserFactory,
+    create,
+    current_session,
+)
 from tests.conftest import TEST_APPLICATION_NAME
-from tests.factories import OrderFactory, ProductFactory, UserFactory, create, current_session
 
 pytestmark = pytest.mark.committed
 

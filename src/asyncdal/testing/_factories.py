@@ -1,28 +1,34 @@
-"""factory-boy factories for every model, bound to the running test's session.
-
-Factories only ``session.add`` (persistence ``None``); :func:`create` adds and flushes, so the
-rows get their ids and server defaults inside the test's rolled-back transaction::
-
-    users = await create(UserFactory, n=100)
-"""
+"""The implementation of :mod:`asyncdal.testing.factories` (see there)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextvars import ContextVar
 from decimal import Decimal
 from typing import Any
 
 from factory import declarations
 from factory.alchemy import SQLAlchemyModelFactory
 from factory.faker import Faker as _Faker
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal.accounts import User
 from asyncdal.commerce import Order, OrderItem, OrderStatus, Product
 from asyncdal.social import Follow, Hashtag, Like, Post, PostHashtag
+from asyncdal.testing._context import current_session
 
-current_session: ContextVar[AsyncSession] = ContextVar("current_session")
+__all__ = [
+    "FollowFactory",
+    "HashtagFactory",
+    "LikeFactory",
+    "OrderFactory",
+    "OrderItemFactory",
+    "PostFactory",
+    "PostHashtagFactory",
+    "ProductFactory",
+    "UserFactory",
+    "create",
+    "create_one",
+    "current_session",
+]
 
 
 def _session() -> Any:
@@ -61,6 +67,8 @@ class _Factory(SQLAlchemyModelFactory):
 
 
 class UserFactory(_Factory):
+    """A user with a unique username and e-mail."""
+
     class Meta:
         model = User
 
@@ -72,6 +80,8 @@ class UserFactory(_Factory):
 
 
 class FollowFactory(_Factory):
+    """One user following another (two new users unless given)."""
+
     class Meta:
         model = Follow
 
@@ -80,6 +90,8 @@ class FollowFactory(_Factory):
 
 
 class PostFactory(_Factory):
+    """A post by a new user unless ``author`` is given."""
+
     class Meta:
         model = Post
 
@@ -89,6 +101,8 @@ class PostFactory(_Factory):
 
 
 class HashtagFactory(_Factory):
+    """A hashtag with a unique lowercase tag."""
+
     class Meta:
         model = Hashtag
 
@@ -96,6 +110,8 @@ class HashtagFactory(_Factory):
 
 
 class PostHashtagFactory(_Factory):
+    """A hashtag on a post."""
+
     class Meta:
         model = PostHashtag
 
@@ -104,6 +120,8 @@ class PostHashtagFactory(_Factory):
 
 
 class LikeFactory(_Factory):
+    """A user liking a post."""
+
     class Meta:
         model = Like
 
@@ -112,6 +130,8 @@ class LikeFactory(_Factory):
 
 
 class ProductFactory(_Factory):
+    """A product with a unique SKU, in stock."""
+
     class Meta:
         model = Product
 
@@ -122,6 +142,8 @@ class ProductFactory(_Factory):
 
 
 class OrderFactory(_Factory):
+    """A pending order of a new user unless ``user`` is given (total 0: add items)."""
+
     class Meta:
         model = Order
 
@@ -131,6 +153,8 @@ class OrderFactory(_Factory):
 
 
 class OrderItemFactory(_Factory):
+    """An order line at the product's price."""
+
     class Meta:
         model = OrderItem
 
