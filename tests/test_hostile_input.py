@@ -26,7 +26,7 @@ from asyncdal import AsyncDALError, DALSession, InvalidQueryError, InvalidTypeEr
 from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce import OrderRepository, Product, ProductRepository
 from asyncdal.social import FollowRepository, Post, PostRepository
-from tests.factories import PostFactory, ProductFactory, UserFactory, create_one
+from asyncdal.testing.factories import PostFactory, ProductFactory, UserFactory, create_one
 
 COUNTS = text(
     "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM posts),"
