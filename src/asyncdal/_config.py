@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from asyncdal._errors import ConfigurationError
+from asyncdal._url_params import url_fields, url_query
 
-__all__ = ["Settings", "mask_url", "normalize_url"]
+__all__ = ["Settings", "mask_url", "normalize_url", "timeout_ms"]
 
 _DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
 
@@ -21,11 +23,13 @@ def normalize_url(url: str | URL) -> URL:
     """Parse ``url`` and make it use the asyncpg driver.
 
     ``postgres://`` and ``postgresql://`` (as libpq and many platforms write them) become
-    ``postgresql+asyncpg://``. Any other driver raises :class:`ConfigurationError`.
+    ``postgresql+asyncpg://``. Any other driver raises :class:`ConfigurationError`, and so does
+    a query parameter the layer does not know (see :mod:`asyncdal._url_params`). A password
+    given as ``?password=`` is moved to the URL's password, where every rendering masks it.
     """
     try:
         parsed = make_url(url)
-    except (ArgumentError, ValueError):
+    except (ArgumentError, ValueError, TypeError):
         # The original message may echo the URL, password included: do not chain it.
         raise ConfigurationError("invalid database URL: it cannot be parsed") from None
     if parsed.drivername not in _DRIVERS:
@@ -33,15 +37,37 @@ def normalize_url(url: str | URL) -> URL:
             f"unsupported database URL scheme {parsed.drivername!r}: "
             "use postgresql+asyncpg:// (or postgresql://)"
         )
+    query = url_query(parsed)
+    if "password" in query:
+        if parsed.password is not None and parsed.password != query["password"]:
+            raise ConfigurationError("the database URL gives two different passwords")
+        parsed = parsed.set(password=query["password"]).difference_update_query(["password"])
     return parsed.set(drivername="postgresql+asyncpg")
 
 
 def mask_url(url: str | URL) -> str:
-    """Render ``url`` with its password replaced by ``***``: safe for logs and messages."""
+    """Render ``url`` with its password replaced by ``***``: safe for logs and messages.
+
+    A password in the query (``?password=``) is masked as well.
+    """
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except (ArgumentError, ValueError):
+        parsed = make_url(url)
+    except (ArgumentError, ValueError, TypeError):
         return "<unparsable URL>"
+    if "password" in parsed.query:
+        # Rendered like any password: user:***@host.
+        parsed = parsed.difference_update_query(["password"]).set(password="hidden")  # noqa: S106 (a placeholder, rendered as ***)
+    return parsed.render_as_string(hide_password=True)
+
+
+#: The largest statement_timeout PostgreSQL accepts, in seconds (INT_MAX milliseconds).
+MAX_SERVER_TIMEOUT = (2**31 - 1) / 1000
+
+
+def timeout_ms(seconds: float) -> int:
+    """``seconds`` as whole milliseconds for the server, rounded up: never down to 0 ("none")."""
+    # The small epsilon keeps 0.1 s at 100 ms despite 0.1 * 1000 == 100.00000000000001.
+    return max(1, math.ceil(seconds * 1000 - 1e-6))
 
 
 @dataclass(frozen=True, kw_only=True, repr=False)
@@ -63,7 +89,13 @@ class Settings:
             use of a connection the server dropped raises :class:`DatabaseUnavailableError`
             and SQLAlchemy then replaces every older pooled connection; turn it on where a
             proxy or firewall cuts idle connections behind the pool's back.
-        statement_timeout: seconds a statement may run on the server (``None``: no limit).
+        statement_timeout: seconds a statement may run on the server (``None``: no limit);
+            sent in milliseconds, rounded up.
+        command_timeout: seconds the client waits for the answer to one database call before
+            it gives up on the connection (:class:`QueryTimeoutError`; the connection is
+            discarded). It bounds the wait when the network or the server vanished, which a
+            server-side ``statement_timeout`` cannot. ``None`` (default): ``statement_timeout``
+            plus 2 s when that is set, else 120 s.
         connect_timeout: seconds to wait while opening a connection.
         application_name: shown in ``pg_stat_activity``, so the layer's queries can be found.
         echo: log every statement (SQLAlchemy's ``echo``).
@@ -79,6 +111,7 @@ class Settings:
     pool_recycle: float = 1800.0
     pool_pre_ping: bool = False
     statement_timeout: float | None = None
+    command_timeout: float | None = None
     connect_timeout: float = 10.0
     application_name: str = "asyncdal"
     echo: bool = False
@@ -86,26 +119,61 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_url(self.url))
+        _check_types(self)
+        # URL parameters that are settings (application_name, connect_timeout) apply unless
+        # the same setting was given with another value.
+        for name, value in url_fields(url_query(self.url)).items():
+            current = getattr(self, name)
+            if current != _DEFAULTS[name] and current != value:
+                raise ConfigurationError(
+                    f"{name} is given twice, as {current!r} and in the URL as {value!r}"
+                )
+            object.__setattr__(self, name, value)
         if self.pool_size < 1:
             raise ConfigurationError(f"pool_size must be at least 1, got {self.pool_size}")
         if self.max_overflow < 0:
             raise ConfigurationError(f"max_overflow must be >= 0, got {self.max_overflow}")
-        for name in ("pool_timeout", "connect_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("statement_timeout", "slow_query_threshold"):
+        for name in (
+            "pool_timeout",
+            "connect_timeout",
+            "statement_timeout",
+            "command_timeout",
+            "slow_query_threshold",
+        ):
             value = getattr(self, name)
             if value is not None and value <= 0:
-                raise ConfigurationError(f"{name} must be positive or None, got {value}")
+                raise ConfigurationError(f"{name} must be positive, got {value!r}")
+        if self.pool_recycle <= 0 and self.pool_recycle != -1:
+            raise ConfigurationError(
+                f"pool_recycle must be positive or -1 (never), got {self.pool_recycle!r}"
+            )
+        if self.statement_timeout is not None and self.statement_timeout > MAX_SERVER_TIMEOUT:
+            raise ConfigurationError(
+                f"statement_timeout must be at most {MAX_SERVER_TIMEOUT:g} s, "
+                f"got {self.statement_timeout!r}"
+            )
+        if "\x00" in self.application_name:
+            raise ConfigurationError("application_name contains a NUL byte")
 
     @classmethod
     def from_url(cls, url: str | URL, **options: Any) -> Settings:
         """Settings for ``url`` (a string or an SQLAlchemy ``URL``); ``options`` are the fields.
 
         ``Settings(url=...)`` accepts a string too (it is parsed and normalised), but is typed
-        for a ``URL``; this is the typed way to start from a string.
+        for a ``URL``; this is the typed way to start from a string. An unknown option is a
+        :class:`ConfigurationError` naming it.
         """
+        _check_names(options)
         return cls(url=normalize_url(url), **options)
+
+    @property
+    def effective_command_timeout(self) -> float:
+        """The client-side limit per database call, in seconds (see ``command_timeout``)."""
+        if self.command_timeout is not None:
+            return self.command_timeout
+        if self.statement_timeout is not None:
+            return self.statement_timeout + 2.0
+        return 120.0
 
     @property
     def capacity(self) -> int:
@@ -140,6 +208,7 @@ class Settings:
             if raw is None or f.name == "url":
                 continue
             values[f.name] = _parse(f.name, raw, f.type)
+        _check_names(overrides)
         values.update(overrides)
         if "url" not in values:
             raise ConfigurationError("DATABASE_URL is not set")
@@ -160,7 +229,49 @@ def _parse(name: str, raw: str, annotation: object) -> object:
         if kind.startswith("float"):
             if kind.endswith("None") and raw.strip().lower() in {"", "none"}:
                 return None
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):
+                raise ValueError(raw)
+            return number
     except ValueError:
         raise ConfigurationError(f"ASYNCDAL_{name.upper()}={raw!r} is not a valid {kind}") from None
     return raw
+
+
+_DEFAULTS = {f.name: f.default for f in fields(Settings) if f.default is not MISSING}
+_TYPES = {f.name: str(f.type) for f in fields(Settings)}
+
+
+def _check_names(options: Mapping[str, object]) -> None:
+    unknown = sorted(set(options) - _TYPES.keys() - {"url"})
+    if unknown:
+        raise ConfigurationError(
+            f"unknown setting(s) {unknown}; settings: {sorted(_TYPES.keys() - {'url'})}"
+        )
+
+
+def _check_types(settings: Settings) -> None:
+    """Each field has its declared type: no ``"5"`` for an int, no bool for a number, no NaN."""
+    for name, kind in _TYPES.items():
+        if name == "url":
+            continue
+        value = getattr(settings, name)
+        if value is None and kind.endswith("None"):
+            continue
+        if kind == "bool":
+            ok = isinstance(value, bool)
+        elif kind == "int":
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif kind.startswith("float"):
+            ok = (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            )
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            raise ConfigurationError(
+                f"{name} must be {'a finite number' if kind.startswith('float') else kind}"
+                f"{' or None' if kind.endswith('None') else ''}, got {value!r}"
+            )

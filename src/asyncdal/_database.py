@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from asyncdal._config import Settings, mask_url
+from asyncdal._config import Settings, mask_url, timeout_ms
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._gather import GatherOptions, Read, gather_reads
@@ -23,6 +23,7 @@ from asyncdal._session import DALSession
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import DatabaseStats, ObservedPool, snapshot
 from asyncdal._transaction import run_transaction
+from asyncdal._url_params import connect_args_from_url, url_query
 
 __all__ = ["Database"]
 
@@ -50,11 +51,17 @@ class Database:
     def __init__(self, settings: Settings) -> None:
         """Build the engine and session factory from ``settings``; nothing connects yet."""
         self.settings = settings
-        server_settings = {"application_name": settings.application_name}
+        query = url_query(settings.url)
+        connect_args = connect_args_from_url(query)
+        server_settings = {
+            **connect_args.pop("server_settings", {}),
+            "application_name": settings.application_name,
+        }
         if settings.statement_timeout is not None:
-            server_settings["statement_timeout"] = str(int(settings.statement_timeout * 1000))
+            server_settings["statement_timeout"] = str(timeout_ms(settings.statement_timeout))
         self.engine: AsyncEngine = create_async_engine(
-            settings.url,
+            # The query parameters are translated into connect_args, not passed on as-is.
+            settings.url.set(query={}),
             pool_size=settings.pool_size,
             max_overflow=settings.max_overflow,
             pool_timeout=settings.pool_timeout,
@@ -64,8 +71,10 @@ class Database:
             hide_parameters=True,
             poolclass=ObservedPool,
             connect_args={
+                **connect_args,
                 "server_settings": server_settings,
                 "timeout": settings.connect_timeout,
+                "command_timeout": settings.effective_command_timeout,
             },
         )
         _map_connect_timeout(self.engine, settings.connect_timeout)

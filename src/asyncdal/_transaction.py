@@ -57,6 +57,8 @@ async def run_transaction(
     """
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ConfigurationError(f"retries must be a non-negative integer, got {retries!r}")
+    if isolation is not None and not isinstance(isolation, str):
+        raise ConfigurationError(f"isolation must be a string or None, got {isolation!r}")
     level = None if isolation is None else isolation.strip().upper()
     if level is not None and level not in ISOLATION_LEVELS:
         raise ConfigurationError(
