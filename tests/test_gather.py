@@ -11,7 +11,14 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import DALSession, Database, InvalidQueryError, NotFoundError, QueryTimeoutError
+from asyncdal import (
+    DALSession,
+    Database,
+    InvalidQueryError,
+    NotFoundError,
+    QueryTimeoutError,
+    ReadOnlyTransactionError,
+)
 from asyncdal.accounts import User
 from asyncdal.social import ProfileQueries
 
@@ -66,10 +73,11 @@ async def test_reads_are_read_only_and_never_committed(committed_db: Database) -
         lambda s: s.scalar(text("SELECT current_setting('transaction_read_only')"))
     )
     assert state == ("on",)
-    with pytest.raises(DBAPIError, match="read-only transaction"):
+    with pytest.raises(ReadOnlyTransactionError, match="read-only transaction") as caught:
         await committed_db.gather(
             lambda s: s.execute(text("INSERT INTO hashtags (tag) VALUES ('nope')"))
         )
+    assert isinstance(caught.value.__cause__, DBAPIError)
     async with committed_db.session() as s:
         assert await s.scalar(text("SELECT count(*) FROM hashtags")) == 0
 

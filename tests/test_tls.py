@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from asyncdal import Database, DatabaseUnavailableError, EmbeddedPostgres
-from asyncdal._pg_binaries import server_account
+from asyncdal import Database, DatabaseUnavailableError
+from asyncdal.testing import EmbeddedPostgres
+from asyncdal.testing._pg_binaries import server_account
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl")
 

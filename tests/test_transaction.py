@@ -88,7 +88,12 @@ async def test_retries_exhausted_raise_concurrency_error_with_attempts(
         await committed_db.transaction(always_conflicts, retries=2, isolation="repeatable read")
     assert info.value.attempts == 3
     assert calls == 3
-    assert sqlstate_of(info.value.__cause__) == "40001"  # type: ignore[arg-type]
+    assert info.value.sqlstate == "40001"
+    # Chained: the last attempt's mapped error, and under it the driver's.
+    last = info.value.__cause__
+    assert last is not None
+    assert last.__cause__ is not None
+    assert sqlstate_of(last.__cause__) == "40001"
     # Only the three interfering commits happened; our updates all rolled back.
     assert await _scalar(committed_db, select(Product.stock).where(Product.id == product_id)) == 7
 

@@ -19,7 +19,8 @@ from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._gather import GatherOptions, Read, gather_reads
 from asyncdal._limiter import Slots, gather_slots
 from asyncdal._observe import Observer
-from asyncdal._session import DALSession
+from asyncdal._network import tune_connection
+from asyncdal._session import DALSession, session_scope
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import DatabaseStats, ObservedPool, snapshot
 from asyncdal._transaction import run_transaction
@@ -84,6 +85,7 @@ class Database:
             self.engine.pool.dal_counters = self.observer.counters
         if settings.slow_query_threshold is not None:
             log_slow_queries(self.engine.sync_engine, settings.slow_query_threshold)
+        event.listen(self.engine.sync_engine, "connect", _tune)
         self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
             self.engine, class_=DALSession, expire_on_commit=False
         )
@@ -105,6 +107,11 @@ class Database:
         return cls(Settings.from_env(**overrides))
 
     @property
+    def _busy_wait(self) -> float:
+        # Another task's call on a closing session ends within its command timeout.
+        return self.settings.effective_command_timeout + 1.0
+
+    @property
     def url(self) -> URL:
         """The database URL. Its ``str()`` and ``repr()`` mask the password."""
         return self.settings.url
@@ -114,15 +121,19 @@ class Database:
         """A unit of work: commits when the block ends, rolls back if it raises.
 
         The session is always closed and its connection returned to the pool, also when the
-        block is cancelled. Driver errors raised in the block become the layer's exceptions
-        (:class:`DuplicateError`, :class:`DatabaseUnavailableError`...).
+        block is cancelled; using it after the block raises :class:`SessionClosedError`.
+        Driver errors raised in the block become the layer's exceptions
+        (:class:`DuplicateError`, :class:`DatabaseUnavailableError`...); the caller's own
+        exceptions pass through unchanged. If another task was caught using the session
+        (:class:`ConcurrentSessionUseError`), nothing is committed: leaving the block waits
+        for that task's call to end, rolls back, and raises the error again.
         """
-        # AsyncSession.__aexit__ closes the session shielded from cancellation; closing
-        # without a commit rolls the transaction back.
         with self.observer.errors():
-            async with self.sessionmaker() as session:
+            async with session_scope(self.sessionmaker, busy_wait=self._busy_wait) as session:
                 with wrap_errors():
                     yield session
+                    if session._dal_misuse is not None:
+                        raise session._dal_misuse
                     await session.commit()
 
     @overload
@@ -220,6 +231,7 @@ class Database:
                 self.sessionmaker,
                 self._gather_slots(),
                 observed,
+                busy_wait=self._busy_wait,
                 consistent=consistent,
                 timeout=timeout,
                 limit=limit,
@@ -260,7 +272,9 @@ class Database:
         """
         with self.observer.transaction(isolation, retries) as on_retry:
             return await run_transaction(
-                self.sessionmaker, fn, retries=retries, isolation=isolation, on_retry=on_retry
+                self.sessionmaker, fn, retries=retries, isolation=isolation,
+                on_retry=on_retry,
+                busy_wait=self._busy_wait,
             )
 
     def stats(self) -> DatabaseStats:
@@ -301,6 +315,10 @@ class Database:
         return f"<Database {mask_url(self.url)} pool_size={self.settings.pool_size}>"
 
 
+def _tune(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    tune_connection(dbapi_connection)
+
+
 def _map_connect_timeout(engine: AsyncEngine, seconds: float) -> None:
     """Make asyncpg's connect timeout a :class:`DatabaseUnavailableError`.
 
@@ -316,4 +334,10 @@ def _map_connect_timeout(engine: AsyncEngine, seconds: float) -> None:
         except TimeoutError as exc:
             raise DatabaseUnavailableError(
                 f"the database did not answer within the connect timeout ({seconds} s)"
+            ) from exc
+        except OSError as exc:
+            # Refused, unreachable, or a TLS handshake that failed (ssl.SSLError is an
+            # OSError): only here is a bare OSError known to be the connection's.
+            raise DatabaseUnavailableError(
+                f"cannot connect to the database: {type(exc).__name__}"
             ) from exc

@@ -1,30 +1,56 @@
 """Turn SQLAlchemy and asyncpg exceptions into the layer's own, by SQLSTATE.
 
 One mechanism serves every caller: :func:`translate_error` maps one exception, and
-:func:`wrap_errors` applies it around a block of code. Message text is never parsed.
+:func:`wrap_errors` applies it around a block of code. Only errors of the driver and of
+SQLAlchemy are mapped: an exception the caller's own code raises (a ``FileNotFoundError``, a
+``TimeoutError`` of its own ``asyncio.timeout``) is never turned into a database error. Bare
+``OSError``/``TimeoutError`` are the driver's only where the layer itself just called the
+database (``from_driver=True``: the session's guarded methods, the connect hook). Message
+text is never parsed.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from asyncpg import exceptions as pg_exc
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm.exc import StaleDataError
 
 from asyncdal._errors import (
     AsyncDALError,
     CheckViolationError,
+    ConcurrencyError,
+    ConcurrentSessionUseError,
     ConflictError,
     DatabaseUnavailableError,
     DuplicateError,
     ForeignKeyError,
+    InvalidQueryError,
+    QueryError,
     QueryTimeoutError,
+    ReadOnlyTransactionError,
+    StaleStatementError,
 )
 from asyncdal._versioning import stale_write_error
 
-__all__ = ["RETRYABLE_SQLSTATES", "sqlstate_of", "translate_error", "wrap_errors"]
+__all__ = [
+    "RETRYABLE_SQLSTATES",
+    "is_driver_error",
+    "is_stale_statement",
+    "sqlstate_of",
+    "translate_error",
+    "wrap_errors",
+]
+
+_DRIVER_ERRORS = (
+    sa_exc.SQLAlchemyError,
+    sa_exc.EmulatedDBAPIException,  # SQLAlchemy's asyncpg adapter errors (an error's .orig)
+    pg_exc.PostgresError,
+    pg_exc.InterfaceError,
+    pg_exc.InternalClientError,
+)
 
 #: Serialization failure and deadlock: the transaction may succeed when run again.
 RETRYABLE_SQLSTATES = frozenset({"40001", "40P01"})
@@ -41,21 +67,35 @@ _UNAVAILABLE_PREFIXES = ("08", "28")
 _UNAVAILABLE = frozenset({"3D000", "53300", "57P01", "57P02", "57P03"})
 
 
+def is_driver_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an error of SQLAlchemy or asyncpg (not the caller's own)."""
+    return isinstance(exc, _DRIVER_ERRORS)
+
+
 def _driver_errors(exc: BaseException) -> Iterator[BaseException]:
-    """The exception itself and what it wraps: SQLAlchemy's ``orig`` and the asyncpg cause."""
+    """The driver error itself and what it wraps: SQLAlchemy's ``orig``, the asyncpg cause.
+
+    Only driver errors are followed: an application exception raised ``from`` a database
+    error does not carry that error's SQLSTATE (it is the application's decision now).
+    """
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
         current = todo.pop(0)
-        if current is None or id(current) in seen:
+        if current is None or id(current) in seen or not is_driver_error(current):
             continue
         seen.add(id(current))
         yield current
         todo.extend([getattr(current, "orig", None), current.__cause__])
 
 
+def is_stale_statement(exc: BaseException) -> bool:
+    """Whether ``exc`` is asyncpg's stale cached statement (after DDL elsewhere)."""
+    return any(isinstance(err, pg_exc.InvalidCachedStatementError) for err in _driver_errors(exc))
+
+
 def sqlstate_of(exc: BaseException) -> str | None:
-    """The PostgreSQL SQLSTATE carried by ``exc`` or anything it wraps, if any."""
+    """The PostgreSQL SQLSTATE carried by the driver error ``exc`` or what it wraps, if any."""
     for err in _driver_errors(exc):
         code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
         if isinstance(code, str):
@@ -71,15 +111,26 @@ def _attribute(exc: BaseException, name: str) -> str | None:
     return None
 
 
-def translate_error(exc: BaseException) -> AsyncDALError | None:
+def translate_error(exc: BaseException, *, from_driver: bool = False) -> AsyncDALError | None:
     """Map a driver or SQLAlchemy exception to the layer's exception, or ``None`` to keep it.
 
+    ``from_driver``: ``exc`` came straight out of a database call, so a bare ``OSError`` or
+    ``TimeoutError`` is the driver's (a lost connection, asyncpg's ``command_timeout``).
     The returned exception is not raised here; callers raise it ``from exc``.
     """
     if isinstance(exc, AsyncDALError):
         return None
     if isinstance(exc, StaleDataError):  # an optimistic-locking UPDATE/DELETE matched no row
         return stale_write_error(exc)
+    if not is_driver_error(exc):
+        if from_driver and isinstance(exc, TimeoutError):
+            return QueryTimeoutError(
+                "no answer from the database within command_timeout; the connection was "
+                "discarded (the server or the network may be gone)"
+            )
+        if from_driver and isinstance(exc, OSError):
+            return DatabaseUnavailableError(f"the connection failed: {type(exc).__name__}")
+        return None
     code = sqlstate_of(exc)
     if code in _CONFLICTS:
         cls, what = _CONFLICTS[code]
@@ -89,6 +140,25 @@ def translate_error(exc: BaseException) -> AsyncDALError | None:
         if detail:
             message += f": {detail}"
         return cls(message, constraint=constraint)
+    if code in RETRYABLE_SQLSTATES:
+        return ConcurrencyError(
+            f"the transaction conflicted with another (SQLSTATE {code}: "
+            f"{'deadlock' if code == '40P01' else 'serialization failure'}); run it again "
+            "(db.transaction does, up to its retries)",
+            attempts=1,
+            sqlstate=code,
+        )
+    if is_stale_statement(exc):
+        return StaleStatementError(
+            "a cached prepared statement went stale after a schema change (DDL); the caches "
+            "are cleared and the transaction was rolled back: retry the unit of work"
+        )
+    if code == "25006":
+        return ReadOnlyTransactionError(
+            "cannot write in a read-only transaction (db.gather runs reads read-only; write in "
+            "db.session() or db.transaction())",
+            sqlstate=code,
+        )
     if code == "57014":
         return QueryTimeoutError("the query was cancelled: statement timeout or cancel request")
     if code is not None and (code.startswith(_UNAVAILABLE_PREFIXES) or code in _UNAVAILABLE):
@@ -99,12 +169,42 @@ def translate_error(exc: BaseException) -> AsyncDALError | None:
         )
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return DatabaseUnavailableError("the connection to the database was lost")
-    if isinstance(exc, (ConnectionError, OSError)) and not isinstance(exc, asyncio.TimeoutError):
-        return DatabaseUnavailableError(f"cannot connect to the database: {type(exc).__name__}")
-    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError):
-        # Includes asyncpg's "connection is closed" once SQLAlchemy adapts it.
-        return DatabaseUnavailableError(f"database unavailable: {type(exc.orig).__name__}")
-    return None
+    if isinstance(exc, sa_exc.InterfaceError | sa_exc.OperationalError) or any(
+        isinstance(err, pg_exc.InterfaceError | pg_exc.InternalClientError)
+        for err in _driver_errors(exc)
+    ):
+        # asyncpg's "connection is closed", or a protocol state the connection cannot leave
+        # ("cannot switch to state ..."): this connection is not usable any more.
+        return DatabaseUnavailableError(f"database connection unusable: {_driver_name(exc)}")
+    if isinstance(exc, sa_exc.IllegalStateChangeError):
+        return ConcurrentSessionUseError(
+            "the session was used by two tasks at once; give each task its own session "
+            "(db.gather, or db.session() inside each task)"
+        )
+    if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
+        return InvalidQueryError(
+            f"a value could not be sent to the database: {_driver_name(exc)} ({type(exc).__name__})"
+        )
+    if code is not None or isinstance(exc, sa_exc.DBAPIError | pg_exc.PostgresError):
+        return QueryError(
+            f"the database refused the statement (SQLSTATE {code}): {_primary(exc)}",
+            sqlstate=code,
+        )
+    first_line = str(exc).split("\n", 1)[0][:200]
+    return QueryError(f"the statement could not be run: {type(exc).__name__}: {first_line}")
+
+
+def _driver_name(exc: BaseException) -> str:
+    inner = getattr(exc, "orig", None)
+    return type(inner if inner is not None else exc).__name__
+
+
+def _primary(exc: BaseException) -> str:
+    """The server's primary message (never the statement or its parameters)."""
+    for err in _driver_errors(exc):
+        if isinstance(err, pg_exc.PostgresError):
+            return str(getattr(err, "message", "") or type(err).__name__)
+    return _driver_name(exc)
 
 
 @contextmanager

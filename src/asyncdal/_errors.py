@@ -13,10 +13,15 @@ Every error the layer raises derives from :class:`AsyncDALError`, so a caller ca
     ├── InvalidQueryError             (also a ValueError: a bad argument: unknown field, operator,
     │   │                              sort key, a value that does not fit its column, ...)
     │   └── InvalidTypeError          (also a TypeError: an argument of the wrong Python type)
+    ├── QueryError                    (any other statement the database refused; .sqlstate)
+    │   └── ReadOnlyTransactionError  (SQLSTATE 25006: a write inside db.gather's reads)
+    ├── StaleStatementError           (a cached statement went stale after DDL: retry)
     ├── ConcurrencyError              (serialization failure or deadlock, retries exhausted)
     ├── QueryTimeoutError             (SQLSTATE 57014, or a client-side timeout)
     ├── DatabaseUnavailableError      (cannot connect, connection lost, pool exhausted)
     ├── ConcurrentSessionUseError     (one AsyncSession used by two tasks at once)
+    ├── SessionClosedError            (a session used after its block ended)
+    ├── TransactionUsageError         (db.transaction misused: nested, or fn committing)
     ├── ConfigurationError            (also a ValueError: bad URL or option)
     ├── MigrationError                (the schema could not be migrated or checked)
     └── EmbeddedPostgresError         (the throwaway local server could not start)
@@ -43,8 +48,13 @@ __all__ = [
     "InvalidTypeError",
     "MigrationError",
     "NotFoundError",
+    "QueryError",
     "QueryTimeoutError",
+    "ReadOnlyTransactionError",
+    "SessionClosedError",
+    "StaleStatementError",
     "StaleWriteError",
+    "TransactionUsageError",
 ]
 
 
@@ -169,15 +179,66 @@ class InvalidTypeError(InvalidQueryError, TypeError):
     """
 
 
+class QueryError(AsyncDALError):
+    """The database refused a statement for a reason not covered by a narrower class.
+
+    For example division by zero (SQLSTATE 22012) or an undefined table (42P01) in the
+    caller's own SQL. Running it again will fail again.
+
+    Attributes:
+        sqlstate: the PostgreSQL error code, when the database reported one.
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        self.sqlstate = sqlstate
+        super().__init__(message)
+
+
+class ReadOnlyTransactionError(QueryError):
+    """A write ran inside a read-only transaction (SQLSTATE 25006).
+
+    ``db.gather`` runs each read in a read-only transaction; write in ``db.session()`` or
+    ``db.transaction()`` instead.
+    """
+
+
+class StaleStatementError(AsyncDALError):
+    """A prepared statement cached on a connection went stale after a schema change (DDL).
+
+    The layer retries such a statement once by itself where that is safe: as the first
+    statement of a unit of work, in ``db.gather`` and anywhere in ``db.transaction``. Raised
+    when the transaction had already done work: it is rolled back, and running the unit of
+    work again succeeds (the stale caches were cleared).
+    """
+
+
+class SessionClosedError(AsyncDALError):
+    """A session was used after its ``async with db.session()`` block (or its read) ended."""
+
+
+class TransactionUsageError(AsyncDALError):
+    """``db.transaction`` was misused: called inside another one, or ``fn`` ended it itself.
+
+    ``db.transaction`` owns the transaction: it commits, rolls back and retries. A nested
+    call would multiply the retries, and a ``commit()`` inside ``fn`` would make part of the
+    work permanent before a retry runs it again.
+    """
+
+
 class ConcurrencyError(AsyncDALError):
-    """A transaction kept failing with serialization failures or deadlocks.
+    """A serialization failure or deadlock: the transaction may succeed if run again.
+
+    Raised by the call that hit it (``attempts`` 1), and by ``db.transaction`` once its
+    retries are exhausted.
 
     Attributes:
         attempts: how many times the transaction was run.
+        sqlstate: ``"40001"`` or ``"40P01"``, when known.
     """
 
-    def __init__(self, message: str, *, attempts: int) -> None:
+    def __init__(self, message: str, *, attempts: int, sqlstate: str | None = None) -> None:
         self.attempts = attempts
+        self.sqlstate = sqlstate
         super().__init__(message)
 
 

@@ -19,9 +19,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import InvalidQueryError, QueryTimeoutError
+from asyncdal._errors import InvalidQueryError, QueryTimeoutError, StaleStatementError
 from asyncdal._limiter import Slots
-from asyncdal._session import DALSession
+from asyncdal._session import DALSession, session_scope
 
 __all__ = ["GatherOptions", "Read", "gather_reads"]
 
@@ -69,9 +69,29 @@ async def _run_read(
     read: Read[T],
     role: str,
     shared: _SharedSnapshot | None,
+    busy_wait: float,
 ) -> T:
-    """Run one read in a session of its own, inside a read-only transaction never committed."""
-    async with sessionmaker() as session:
+    """Run one read in a session of its own, inside a read-only transaction never committed.
+
+    A read that meets a stale cached statement (DDL elsewhere) runs once more in a new
+    session: it wrote nothing, and the caches are cleared by then.
+    """
+    if shared is not None:
+        return await _run_read_once(sessionmaker, read, role, shared, busy_wait)
+    try:
+        return await _run_read_once(sessionmaker, read, role, shared, busy_wait)
+    except StaleStatementError:
+        return await _run_read_once(sessionmaker, read, role, shared, busy_wait)
+
+
+async def _run_read_once(
+    sessionmaker: async_sessionmaker[DALSession],
+    read: Read[T],
+    role: str,
+    shared: _SharedSnapshot | None,
+    busy_wait: float,
+) -> T:
+    async with session_scope(sessionmaker, busy_wait=busy_wait) as session:
         with wrap_errors():
             if shared is None:
                 await session.connection(execution_options=_READ_ONLY)
@@ -125,6 +145,7 @@ async def gather_reads(
     consistent: bool = False,
     timeout: float | None = None,  # noqa: ASYNC109 (a group deadline, applied with asyncio.timeout)
     limit: int | None = None,
+    busy_wait: float = 60.0,
 ) -> tuple[Any, ...]:
     """Run ``reads`` concurrently, each in its own session; see :meth:`Database.gather`.
 
@@ -154,7 +175,7 @@ async def gather_reads(
                 if shared is None:
                     await slots.acquire(1)
                 try:
-                    results[index] = await _run_read(sessionmaker, read, role, shared)
+                    results[index] = await _run_read(sessionmaker, read, role, shared, busy_wait)
                 finally:
                     if shared is None:
                         slots.release(1)

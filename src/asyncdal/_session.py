@@ -5,28 +5,42 @@ When two tasks share one, SQLAlchemy or asyncpg fail somewhere deep inside ("ano
 is in progress", ``IllegalStateChangeError``...) or, worse, the tasks interleave inside one
 transaction. :class:`DALSession` notices the second task at the door instead and raises
 :class:`ConcurrentSessionUseError`, which says what happened and what to do.
+
+The guarded methods are also the boundary where the layer calls the database, so driver errors
+are mapped there, once (see :mod:`asyncdal._error_mapping`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
-from collections.abc import Callable, Coroutine
+import logging
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio.result import AsyncCommon
 
-from asyncdal._errors import ConcurrentSessionUseError
+from asyncdal._error_mapping import is_stale_statement, translate_error
+from asyncdal._errors import (
+    ConcurrencyError,
+    ConcurrentSessionUseError,
+    SessionClosedError,
+    StaleStatementError,
+    TransactionUsageError,
+)
 from asyncdal._versioning import VersionCheckingSession
 
-__all__ = ["DALSession"]
+__all__ = ["DALSession", "session_scope"]
+
+logger = logging.getLogger("asyncdal.session")
 
 # Every coroutine method that talks to the database through the session. ``close``,
 # ``invalidate`` and ``reset`` are deliberately not guarded: they are the clean-up path
 # (``AsyncSession.__aexit__`` runs ``close`` in a task of its own, shielded from cancellation),
 # and clean-up must always be able to return the connection to the pool.
 _GUARDED = (
-    "connection",
     "commit",
     "delete",
     "delete_all",
@@ -44,6 +58,13 @@ _GUARDED = (
     "stream",
     "stream_scalars",
 )
+# Reads that may be run again after a stale cached statement, when nothing else happened in
+# the transaction yet (writes go through flush, which is not retried).
+_REPEATABLE = frozenset({"execute", "get", "get_one", "scalar", "scalars"})
+# The methods of the session's AsyncConnection that use the connection.
+_CONNECTION_CALLS = frozenset(
+    {"execute", "exec_driver_sql", "run_sync", "scalar", "scalars", "stream", "stream_scalars"}
+)
 
 
 class DALSession(AsyncSession):
@@ -51,20 +72,79 @@ class DALSession(AsyncSession):
 
     It behaves exactly like SQLAlchemy's ``AsyncSession``, except that it belongs to one task
     at a time: while one task is inside a database call (``execute``, ``get``, ``flush``,
-    ``commit``...), a call from another task raises :class:`ConcurrentSessionUseError` instead
-    of corrupting the session. Handing a session from task to task, one after the other, is
-    allowed. For concurrent reads use ``await db.gather(...)``, which gives each read its own
-    session.
+    ``commit``...), iterates a result of ``stream()``, or uses the ``AsyncConnection`` from
+    ``connection()``, a call from another task raises :class:`ConcurrentSessionUseError`
+    instead of corrupting the session. Handing a session from task to task, one after the
+    other, is allowed. For concurrent reads use ``await db.gather(...)``, which gives each
+    read its own session. A session used after its ``db.session()`` block ended raises
+    :class:`SessionClosedError`.
 
-    The check costs about a microsecond per call: one ``asyncio.current_task()`` and two
-    attribute writes.
+    Driver errors raised by these calls are mapped to the layer's exceptions right here.
     """
 
-    # The task currently inside a guarded method; a class default, so every way of building
-    # a session (the sessionmaker, or DALSession(bind=...) as the tests do) gets it.
+    # Class defaults, so every way of building a session (the sessionmaker, or
+    # DALSession(bind=...) as the tests do) gets them.
+    #: The task currently inside a guarded call.
     _dal_owner: asyncio.Task[Any] | None = None
     # Names the row when an optimistic-locking write loses (StaleWriteError).
     sync_session_class = VersionCheckingSession
+    #: The task whose stream() result is still open.
+    _dal_stream_owner: asyncio.Task[Any] | None = None
+    #: Set by the layer's scopes when their block ends.
+    _dal_closed: bool = False
+    #: Inside db.transaction: commit/rollback/close belong to the layer.
+    _dal_managed: bool = False
+    #: The first ConcurrentSessionUseError raised for this session (re-raised at the end).
+    _dal_misuse: ConcurrentSessionUseError | None = None
+    #: The last retryable error (conflict, stale statement) mapped by a call of this session.
+    _dal_retryable: ConcurrencyError | StaleStatementError | None = None
+    _dal_idle: asyncio.Event | None = None
+    _dal_streams: list[Any] | None = None
+
+    async def close(self) -> None:
+        """Close the session (SQLAlchemy's ``close``); refused inside ``db.transaction``."""
+        if self._dal_managed:
+            raise TransactionUsageError(_managed_message("close"))
+        await super().close()
+
+    async def connection(self, *args: Any, **kwargs: Any) -> AsyncConnection:
+        """The session's ``AsyncConnection``, guarded like the session itself."""
+        conn = await _guarded_call(self, "connection", AsyncSession.connection, args, kwargs)
+        return _GuardedConnection(self, conn)  # type: ignore[return-value]
+
+    async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bound, not a deadline)
+        """Wait until no other task is inside a call of this session; False if it timed out."""
+        while self._dal_owner is not None and self._dal_owner is not asyncio.current_task():
+            if self._dal_owner.done():
+                break
+            if self._dal_idle is None:
+                self._dal_idle = asyncio.Event()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._dal_idle.wait()
+            except TimeoutError:
+                return False
+        return True
+
+    def _dal_open_stream(self) -> bool:
+        if not self._dal_streams:
+            return False
+        # The underlying results (the async wrappers cannot be weakly referenced); an open one
+        # is a server-side cursor still in use.
+        self._dal_streams = [
+            real
+            for real in self._dal_streams
+            if not (real.closed or getattr(real, "_soft_closed", False))
+        ]
+        return bool(self._dal_streams)
+
+
+def _managed_message(method: str) -> str:
+    return (
+        f"DALSession.{method}() was called inside db.transaction(): the transaction belongs "
+        "to db.transaction, which commits when fn returns, rolls back when it raises, and "
+        "may run fn again. Return from fn to commit; raise to roll back."
+    )
 
 
 def _busy_message(method: str, owner: asyncio.Task[Any], intruder: asyncio.Task[Any] | None) -> str:
@@ -81,6 +161,91 @@ def _task_name(task: asyncio.Task[Any] | None) -> str:
     return repr(task.get_name()) if task is not None else "<no task>"
 
 
+def _check_door(session: DALSession, name: str, task: asyncio.Task[Any] | None) -> bool:
+    """Whether ``task`` may enter; raises if another task holds the session. True: re-entry."""
+    if session._dal_closed:
+        raise SessionClosedError(
+            f"DALSession.{name}() was called after the session's block ended: its connection "
+            "went back to the pool and its transaction is over. Open a new session."
+        )
+    if session._dal_managed and name in ("commit", "rollback"):
+        raise TransactionUsageError(_managed_message(name))
+    owner = session._dal_owner
+    if owner is None or owner.done():
+        streamer = session._dal_stream_owner
+        if streamer is not None and streamer is not task and not streamer.done():
+            if session._dal_open_stream():
+                owner = streamer
+            else:
+                session._dal_stream_owner = None
+    if owner is not None and owner is not task and not owner.done():
+        error = ConcurrentSessionUseError(_busy_message(name, owner, task))
+        session._dal_misuse = session._dal_misuse or error
+        raise error
+    return owner is task and session._dal_owner is task
+
+
+async def _guarded_call(
+    session: DALSession,
+    name: str,
+    method: Callable[..., Coroutine[Any, Any, Any]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    task = asyncio.current_task()
+    if _check_door(session, name, task):
+        # A guarded method calling another one (scalars() calls execute()).
+        return await method(session, *args, **kwargs)
+    session._dal_owner = task
+    try:
+        # Nothing happened in this session's transaction yet, and no ORM state would be lost
+        # by a rollback: a stale cached statement can simply be run again.
+        fresh = not (
+            session.in_transaction()
+            or session.identity_map
+            or session.new
+            or session.dirty
+            or session.deleted
+        )
+        try:
+            result = await method(session, *args, **kwargs)
+        except Exception as exc:
+            if not (fresh and name in _REPEATABLE and is_stale_statement(exc)):
+                raise
+            # The statement was the transaction's first: roll back and run it once more on
+            # the cleared caches; nothing the caller did is lost.
+            await AsyncSession.rollback(session)
+            result = await method(session, *args, **kwargs)
+        if isinstance(result, AsyncCommon):
+            # A streamed result keeps the connection busy until it is closed or exhausted.
+            if session._dal_streams is None:
+                session._dal_streams = []
+            session._dal_streams.append(result._real_result)
+            session._dal_stream_owner = task
+        return result
+    except Exception as exc:
+        mapped = translate_error(exc, from_driver=True)
+        if mapped is None:
+            raise
+        if isinstance(mapped, ConcurrencyError | StaleStatementError):
+            session._dal_retryable = mapped
+        if isinstance(exc, TimeoutError):
+            # The client gave up waiting (command_timeout): the connection's state is unknown
+            # and the server may be gone. Discard it now rather than wait again at ROLLBACK.
+            with contextlib.suppress(Exception):
+                await session.invalidate()
+        raise mapped from exc
+    finally:
+        _release(session)
+
+
+def _release(session: DALSession) -> None:
+    session._dal_owner = None
+    if session._dal_idle is not None:
+        session._dal_idle.set()
+        session._dal_idle = None
+
+
 def _guard(
     method: Callable[..., Coroutine[Any, Any, Any]],
 ) -> Callable[..., Coroutine[Any, Any, Any]]:
@@ -89,18 +254,7 @@ def _guard(
 
     @functools.wraps(method)
     async def guarded(self: DALSession, *args: Any, **kwargs: Any) -> Any:
-        task = asyncio.current_task()
-        owner = self._dal_owner
-        if owner is not None:
-            if owner is not task:
-                raise ConcurrentSessionUseError(_busy_message(name, owner, task))
-            # A guarded method calling another one (scalars() calls execute()).
-            return await method(self, *args, **kwargs)
-        self._dal_owner = task
-        try:
-            return await method(self, *args, **kwargs)
-        finally:
-            self._dal_owner = None
+        return await _guarded_call(self, name, method, args, kwargs)
 
     return guarded
 
@@ -109,3 +263,82 @@ for _name in _GUARDED:
     # Some names appeared in later SQLAlchemy releases; guard what this one has.
     if hasattr(AsyncSession, _name):
         setattr(DALSession, _name, _guard(getattr(AsyncSession, _name)))
+
+
+class _GuardedConnection:
+    """The session's ``AsyncConnection``, whose database calls go through the session's guard."""
+
+    def __init__(self, session: DALSession, conn: AsyncConnection) -> None:
+        self._dal_session = session
+        self._dal_conn = conn
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._dal_conn, name)
+        if name not in _CONNECTION_CALLS:
+            return attr
+        session = self._dal_session
+
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return await _guarded_call(
+                session, f"connection().{name}", lambda _s, *a, **k: attr(*a, **k), args, kwargs
+            )
+
+        return call
+
+    def __repr__(self) -> str:
+        return repr(self._dal_conn)
+
+
+@contextlib.asynccontextmanager
+async def session_scope(
+    sessionmaker: async_sessionmaker[DALSession], *, busy_wait: float, managed: bool = False
+) -> AsyncIterator[DALSession]:
+    """A new session for one block; closed at the end whatever happens, and not usable after.
+
+    Leaving the block first waits (at most ``busy_wait`` seconds) for another task still inside
+    a call of this session, so the close never collides with it. A close that fails (the
+    connection died after the work was done) discards the connection instead of raising over
+    the block's outcome: what was committed stays committed, what was not was rolled back by
+    the server when the connection ended. ``managed``: ``db.transaction`` owns commit/rollback.
+    """
+    session = sessionmaker()
+    session._dal_managed = managed
+    try:
+        yield session
+    finally:
+        await _run_to_completion(_finish(session, busy_wait))
+
+
+async def _finish(session: DALSession, busy_wait: float) -> None:
+    if not await session.wait_idle(busy_wait):
+        owner = session._dal_owner
+        if owner is not None:
+            # The other task overstayed even its command timeout: cancel it, bounded.
+            owner.cancel()
+            with contextlib.suppress(TimeoutError):
+                await session.wait_idle(1.0)
+    session._dal_managed = False
+    session._dal_closed = True
+    try:
+        await AsyncSession.close(session)
+    except Exception as exc:
+        logger.info("closing a session failed (%s); its connection is discarded", type(exc))
+        with contextlib.suppress(Exception):
+            await session.invalidate()
+
+
+async def _run_to_completion(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to its end even if the caller is cancelled meanwhile; then re-raise that."""
+    task = asyncio.ensure_future(coro)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if task.done():
+                raise
+            cancelled = err
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled

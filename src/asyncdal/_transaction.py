@@ -9,6 +9,7 @@ again in lockstep. Nothing else is retried: a duplicate key stays a duplicate ke
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -16,9 +17,20 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from asyncdal._error_mapping import RETRYABLE_SQLSTATES, sqlstate_of, translate_error
-from asyncdal._errors import ConcurrencyError, ConfigurationError
-from asyncdal._session import DALSession
+from asyncdal._error_mapping import (
+    RETRYABLE_SQLSTATES,
+    is_driver_error,
+    is_stale_statement,
+    sqlstate_of,
+    translate_error,
+)
+from asyncdal._errors import (
+    ConcurrencyError,
+    ConfigurationError,
+    StaleStatementError,
+    TransactionUsageError,
+)
+from asyncdal._session import DALSession, session_scope
 
 __all__ = ["ISOLATION_LEVELS", "run_transaction"]
 
@@ -31,6 +43,11 @@ ISOLATION_LEVELS = frozenset({"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE
 #: First backoff and its ceiling, in seconds; attempt n waits about BASE * 2**(n-1).
 BACKOFF_BASE = 0.005
 BACKOFF_MAX = 0.5
+
+# Set while fn runs: db.transaction inside fn (or a task it starts) is refused.
+_inside: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "asyncdal_transaction", default=False
+)
 
 
 def backoff_delay(attempt: int) -> float:
@@ -46,14 +63,18 @@ async def run_transaction(
     retries: int = 3,
     isolation: str | None = None,
     on_retry: Callable[[int, str, float], None] | None = None,
+    busy_wait: float = 60.0,
 ) -> T:
     """Run ``fn(session)`` in a new session and transaction and commit; retry on conflict.
 
-    Up to ``retries`` more attempts follow a serialization failure or deadlock, each in a new
-    session after a rolled-back one. Exhausted: :class:`ConcurrencyError` (``attempts`` says
-    how many runs), chained to the last failure. Any other error is raised at once, mapped
-    to the layer's exceptions. ``on_retry(attempt, sqlstate, delay)``, if given, hears of each
-    retry before its backoff (the database's counters and telemetry).
+    Up to ``retries`` more attempts follow a serialization failure, a deadlock or a stale
+    cached statement reported by the database on that attempt, each in a new session after a
+    rolled-back one. Exhausted: :class:`ConcurrencyError` (``attempts`` says how many runs),
+    chained to the last failure. Any other error is raised at once, mapped to the layer's
+    exceptions; the caller's own exceptions pass through. ``fn`` must not commit, roll back
+    or close the session, nor call ``db.transaction`` itself (:class:`TransactionUsageError`).
+    ``on_retry(attempt, reason, delay)``, if given, hears of each retry before its backoff
+    (the database's counters and telemetry).
     """
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ConfigurationError(f"retries must be a non-negative integer, got {retries!r}")
@@ -64,30 +85,70 @@ async def run_transaction(
         raise ConfigurationError(
             f"unknown isolation level {isolation!r}; allowed: {sorted(ISOLATION_LEVELS)}"
         )
+    if _inside.get():
+        raise TransactionUsageError(
+            "db.transaction() was called inside another db.transaction()'s fn: nested "
+            "transactions are refused, because the inner one would commit on its own and both "
+            "would retry (the retries multiply). Call the inner function with the outer "
+            "session instead: `await inner(session)`."
+        )
     attempt = 0
     while True:
         attempt += 1
+        session: DALSession | None = None
         try:
-            async with sessionmaker() as session, session.begin():
+            async with session_scope(sessionmaker, busy_wait=busy_wait, managed=True) as session:
                 if level is not None:
                     # Must be the transaction's first statement: it fixes the connection's level.
                     await session.connection(execution_options={"isolation_level": level})
-                return await fn(session)
+                token = _inside.set(True)
+                try:
+                    result = await fn(session)
+                finally:
+                    _inside.reset(token)
+                session._dal_managed = False
+                if session._dal_misuse is not None:
+                    raise session._dal_misuse
+                await session.commit()
+                return result
         except Exception as exc:
-            code = sqlstate_of(exc)
-            if code not in RETRYABLE_SQLSTATES:
+            code = _retryable(exc, session)
+            if code is None:
                 mapped = translate_error(exc)
                 if mapped is None:
                     raise
                 raise mapped from exc
             if attempt > retries:
                 raise ConcurrencyError(
-                    f"transaction failed {attempt} time(s) with SQLSTATE {code} "
-                    "(serialization failure or deadlock); giving up",
+                    f"transaction failed {attempt} time(s), the last with "
+                    f"{_STALE if code == _STALE else 'SQLSTATE ' + code}; giving up",
                     attempts=attempt,
+                    sqlstate=code if code in RETRYABLE_SQLSTATES else None,
                 ) from exc
             delay = backoff_delay(attempt)
-            logger.debug("retrying after SQLSTATE %s (attempt %d), in %.3fs", code, attempt, delay)
+            logger.debug("retrying after %s (attempt %d), in %.3fs", code, attempt, delay)
             if on_retry is not None:
                 on_retry(attempt, str(code), delay)
             await asyncio.sleep(delay)
+
+
+_STALE = "a stale cached statement"
+
+
+def _retryable(exc: Exception, session: DALSession | None) -> str | None:
+    """Why this attempt may be run again, if the database itself said so on this attempt.
+
+    Either the layer's own mapped error from a call of this attempt's session (not an
+    application exception raised ``from`` one), or a raw driver error (the COMMIT, a stream).
+    """
+    if session is not None and exc is session._dal_retryable:
+        if isinstance(exc, StaleStatementError):
+            return _STALE
+        return exc.sqlstate or "40001"
+    if is_driver_error(exc):
+        if is_stale_statement(exc):
+            return _STALE
+        code = sqlstate_of(exc)
+        if code in RETRYABLE_SQLSTATES:
+            return code
+    return None
