@@ -9,11 +9,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import os
 import statistics
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
@@ -236,10 +237,13 @@ async def show_shared_session_mistake(db: Database, console: Console) -> str:
         "The seed runs `create_task(session.execute(...))` twice on ONE session. "
         "asyncdal's session notices the second task:"
     )
-    async with db.session() as session:
-        first = asyncio.create_task(session.execute(select(func.count()).select_from(User)))
-        second = asyncio.create_task(session.execute(select(func.count()).select_from(Post)))
-        outcome = await asyncio.gather(first, second, return_exceptions=True)
+    outcome: Sequence[object] = ()
+    # Leaving the block raises the error once more (the unit of work is not committed).
+    with contextlib.suppress(ConcurrentSessionUseError):
+        async with db.session() as session:
+            first = asyncio.create_task(session.execute(select(func.count()).select_from(User)))
+            second = asyncio.create_task(session.execute(select(func.count()).select_from(Post)))
+            outcome = await asyncio.gather(first, second, return_exceptions=True)
     errors = [o for o in outcome if isinstance(o, BaseException)]
     caught = [e for e in errors if isinstance(e, ConcurrentSessionUseError)]
     if not caught:
