@@ -18,8 +18,8 @@ from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._gather import GatherOptions, Read, gather_reads
 from asyncdal._limiter import Slots, gather_slots
-from asyncdal._observe import Observer
 from asyncdal._network import tune_connection
+from asyncdal._observe import Observer
 from asyncdal._session import DALSession, session_scope
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import DatabaseStats, ObservedPool, snapshot
@@ -272,7 +272,10 @@ class Database:
         """
         with self.observer.transaction(isolation, retries) as on_retry:
             return await run_transaction(
-                self.sessionmaker, fn, retries=retries, isolation=isolation,
+                self.sessionmaker,
+                fn,
+                retries=retries,
+                isolation=isolation,
                 on_retry=on_retry,
                 busy_wait=self._busy_wait,
             )
