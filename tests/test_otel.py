@@ -25,6 +25,7 @@ from asyncdal import (
     DALSession,
     Database,
     DuplicateError,
+    InvalidQueryError,
 )
 from asyncdal.accounts import UserRepository
 from asyncdal.commerce import Product
@@ -204,7 +205,7 @@ async def test_a_failed_transaction_says_the_error_class_not_its_message(
 
 
 async def test_a_statement_error_quoting_a_value_does_not_reach_the_span(traced: Traced) -> None:
-    with pytest.raises(Exception) as info:  # noqa: PT011 - asyncpg's DataError, unmapped
+    with pytest.raises(InvalidQueryError) as info:  # asyncpg's DataError, mapped
         async with traced.db.session() as s:
             await s.execute(text("SELECT CAST(:v AS integer)"), {"v": SECRET_VALUE})
     assert SECRET_VALUE in str(info.value)  # the driver quotes the value

@@ -30,10 +30,10 @@ from asyncdal._errors import (
     NotFoundError,
     QueryError,
     QueryTimeoutError,
-    StaleWriteError,
     ReadOnlyTransactionError,
     SessionClosedError,
     StaleStatementError,
+    StaleWriteError,
     TransactionUsageError,
 )
 from asyncdal._migrate import check_schema, current_revision, downgrade, head_revision, upgrade

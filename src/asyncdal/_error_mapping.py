@@ -181,6 +181,9 @@ def translate_error(exc: BaseException, *, from_driver: bool = False) -> AsyncDA
             "the session was used by two tasks at once; give each task its own session "
             "(db.gather, or db.session() inside each task)"
         )
+    if any(type(err) is pg_exc.DataError for err in _driver_errors(exc)):
+        # asyncpg's own check of a bind value against the parameter's type (client side).
+        return InvalidQueryError(f"a value could not be sent to the database: {_primary(exc)}")
     if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
         return InvalidQueryError(
             f"a value could not be sent to the database: {_driver_name(exc)} ({type(exc).__name__})"
@@ -203,7 +206,8 @@ def _primary(exc: BaseException) -> str:
     """The server's primary message (never the statement or its parameters)."""
     for err in _driver_errors(exc):
         if isinstance(err, pg_exc.PostgresError):
-            return str(getattr(err, "message", "") or type(err).__name__)
+            text = getattr(err, "message", "") or str(err).split("\n", 1)[0]
+            return str(text or type(err).__name__)
     return _driver_name(exc)
 
 
