@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from asyncdal import Database, check_schema
 from asyncdal.accounts import User
-from asyncdal.testing import Sizes, generate_dataset, load_dataset, table_counts
+from asyncdal.testing import (
+    Sizes,
+    generate_batches,
+    generate_dataset,
+    load_dataset,
+    table_counts,
+)
 
 NOW = datetime(2026, 1, 15, 12, 0, tzinfo=UTC)
 
@@ -70,3 +78,42 @@ async def test_seed_writes_consistent_data_once(committed_db: Database) -> None:
     assert again.skipped
     assert "already has data" in again.reason
     assert (await table_counts(committed_db))["posts"] == counts["posts"]
+
+
+def test_batches_are_bounded_and_progress_reaches_the_total() -> None:
+    batches = list(generate_batches(0.02, random_seed=5, now=NOW, batch=300))
+    # A batch closes once it holds 300 rows: one entity (a post's likes) may top it up.
+    most_per_entity = Sizes.for_scale(0.02).users
+    assert all(len(b.rows) < 300 + most_per_entity for b in batches)
+    done = [b.done for b in batches]
+    assert done == sorted(done)
+    assert batches[-1].done == batches[-1].total
+    # The same rows as the in-memory dataset, batch size aside.
+    whole = generate_dataset(0.02, random_seed=5, now=NOW)
+    assert sum(len(b.rows) for b in batches) == sum(len(r) for r in whole.rows.values())
+
+
+async def test_progress_moves_from_the_first_batch(committed_db: Database) -> None:
+    calls: list[tuple[str, int, int]] = []
+    result = await load_dataset(
+        committed_db, 0.02, random_seed=3, chunk=500, progress=lambda *a: calls.append(a)
+    )
+    assert not result.skipped
+    assert len(calls) > 20
+    assert calls[0][1] < calls[0][2] / 10  # the first report comes early, not at the end
+    assert [c[1] for c in calls] == sorted(c[1] for c in calls)
+    assert calls[-1][1] == calls[-1][2]
+
+
+async def test_cancelling_a_load_leaves_no_rows(committed_db: Database) -> None:
+    started = asyncio.Event()
+    task = asyncio.create_task(
+        load_dataset(committed_db, 0.2, chunk=500, progress=lambda *_: started.set())
+    )
+    await started.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not any((await table_counts(committed_db)).values())
+    # ...and the foreign keys dropped for the load are back (the transaction rolled back).
+    assert await check_schema(committed_db) == []

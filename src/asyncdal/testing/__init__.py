@@ -1,27 +1,24 @@
 """Test helpers for services built on asyncdal, and for asyncdal's own tests.
 
 - :class:`EmbeddedPostgres`: a throwaway local PostgreSQL server (needs the server binaries).
-- :func:`generate_dataset` / :func:`load_dataset`: the deterministic demo dataset, written
-  with COPY (the demo, the benchmarks and the storefront example use it).
+- :func:`generate_batches` / :func:`load_dataset`: the deterministic demo dataset, generated
+  batch by batch in a worker thread and streamed into COPY (the demo, the benchmarks and the
+  storefront example use it); :func:`generate_dataset` holds it all in memory, for tests.
 
 Not imported by ``import asyncdal``.
 """
 
-from asyncdal.testing._dataset import (
-    Dataset,
-    LoadResult,
-    Sizes,
-    generate_dataset,
-    load_dataset,
-    table_counts,
-)
+from asyncdal.testing._dataset import LoadResult, load_dataset, table_counts
 from asyncdal.testing._embedded import EmbeddedPostgres
+from asyncdal.testing._generate import Batch, Dataset, Sizes, generate_batches, generate_dataset
 
 __all__ = [
+    "Batch",
     "Dataset",
     "EmbeddedPostgres",
     "LoadResult",
     "Sizes",
+    "generate_batches",
     "generate_dataset",
     "load_dataset",
     "table_counts",
