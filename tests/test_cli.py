@@ -7,10 +7,12 @@ subprocess); ``test_cli_interrupt.py`` covers Ctrl-C in a real subprocess.
 
 from __future__ import annotations
 
+import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
-from asyncdal import Database, head_revision
+from asyncdal import AuthenticationError, Database, DatabaseUnavailableError, head_revision
+from asyncdal._error_mapping import translate_error
 from asyncdal.cli import main
 
 SECRET = "s3cr3t-pw"
@@ -84,19 +86,29 @@ def test_missing_database(capsys: pytest.CaptureFixture[str], migrated_url: str)
     url = make_url(migrated_url).set(password=SECRET, database="no_such_database_here")
     code, _, err = run(["migrate", "--database-url", url.render_as_string(False)], capsys)
     line = assert_one_line_error(code, err)
-    assert "unavailable" in line
+    assert "database does not exist" in line
     assert "no_such_database_here" in line
+    assert "authentication" not in line
 
 
-def test_wrong_password_is_never_printed(
+def test_unknown_role_is_an_authentication_failure(
     capsys: pytest.CaptureFixture[str], migrated_url: str
 ) -> None:
     # The test server may trust every local connection (the embedded one does), so a wrong
-    # password cannot always be provoked; an unknown role is refused either way.
+    # password cannot always be provoked; an unknown role is refused either way (28000).
     url = make_url(migrated_url).set(username="no_such_role_x", password=SECRET)
     code, _, err = run(["migrate", "--database-url", url.render_as_string(False)], capsys)
     line = assert_one_line_error(code, err)
-    assert "unavailable" in line
+    assert "authentication failed" in line
+    assert "no_such_role_x" in line  # the server's own words name the role
+
+
+def test_a_wrong_password_maps_to_authentication_error() -> None:
+    refused = asyncpg.InvalidPasswordError('password authentication failed for user "app"')
+    mapped = translate_error(refused)
+    assert isinstance(mapped, AuthenticationError)
+    assert isinstance(mapped, DatabaseUnavailableError)  # still "the database is unusable"
+    assert "28P01" in str(mapped)
 
 
 def test_commands_need_a_url(capsys: pytest.CaptureFixture[str], no_env_url: None) -> None:
@@ -105,17 +117,46 @@ def test_commands_need_a_url(capsys: pytest.CaptureFixture[str], no_env_url: Non
         assert "DATABASE_URL is not set" in assert_one_line_error(code, err)
 
 
-def test_bad_scale(capsys: pytest.CaptureFixture[str], migrated_url: str) -> None:
-    code, _, err = run(["seed", "--database-url", migrated_url, "--scale", "-1"], capsys)
-    assert "--scale" in assert_one_line_error(code, err, status=2)
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf", "1e9"])
+def test_bad_scale(capsys: pytest.CaptureFixture[str], migrated_url: str, value: str) -> None:
+    code, _, err = run(["seed", "--database-url", migrated_url, "--scale", value], capsys)
+    line = assert_one_line_error(code, err, status=2)
+    assert "--scale" in line
+    assert repr(float(value)) in line  # the message quotes what was given
+    assert "from 0.0001 to 100" in line
 
 
-def test_migrate_reports_the_revision(
+def test_migrate_says_what_happened(
+    capsys: pytest.CaptureFixture[str], empty_database_url: str
+) -> None:
+    head = head_revision()
+    code, out, err = run(["migrate", "--database-url", empty_database_url], capsys)
+    assert (code, err) == (0, "")
+    assert f"from revision base to {head}." in " ".join(out.split())
+
+    code, out, err = run(["migrate", "--database-url", empty_database_url], capsys)
+    assert (code, err) == (0, "")
+    assert f"is already at revision {head}: nothing to do." in " ".join(out.split())
+
+    code, out, err = run(
+        ["migrate", "--database-url", empty_database_url, "--revision", "base"], capsys
+    )
+    assert (code, err) == (0, "")
+    text = " ".join(out.split())
+    assert f"already at revision {head}" in text
+    assert "only upgrades" in text
+
+
+def test_migrate_to_an_unknown_revision(
     capsys: pytest.CaptureFixture[str], migrated_url: str
 ) -> None:
-    code, out, err = run(["migrate", "--database-url", migrated_url], capsys)
-    assert (code, err) == (0, "")
-    assert f"to revision {head_revision()}." in " ".join(out.split())
+    code, _, err = run(
+        ["migrate", "--database-url", migrated_url, "--revision", "no_such_rev"], capsys
+    )
+    line = assert_one_line_error(code, err)
+    assert "unknown revision" in line
+    assert "no_such_rev" in line
+    assert "unexpected" not in line
 
 
 async def test_demo_then_rerun_skips_seeding(

@@ -14,6 +14,7 @@ from asyncdal._config import Settings
 from asyncdal._database import Database
 from asyncdal._errors import (
     AsyncDALError,
+    AuthenticationError,
     CheckViolationError,
     ConcurrencyError,
     ConcurrentSessionUseError,
@@ -45,6 +46,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncDALError",
+    "AuthenticationError",
     "Base",
     "CheckViolationError",
     "ConcurrencyError",

@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from asyncdal._errors import (
     AsyncDALError,
+    AuthenticationError,
     CheckViolationError,
     ConcurrencyError,
     ConcurrentSessionUseError,
@@ -65,6 +66,8 @@ _CONFLICTS: dict[str, tuple[type[ConflictError], str]] = {
 # connections), 57P01-57P03 (server shutting down or starting): the database is not usable.
 _UNAVAILABLE_PREFIXES = ("08", "28")
 _UNAVAILABLE = frozenset({"3D000", "53300", "57P01", "57P02", "57P03"})
+# 28P01 invalid password, 28000 invalid authorization (unknown role, no pg_hba.conf entry).
+_AUTHENTICATION = frozenset({"28P01", "28000"})
 
 
 def is_driver_error(exc: BaseException) -> bool:
@@ -161,6 +164,13 @@ def translate_error(exc: BaseException, *, from_driver: bool = False) -> AsyncDA
         )
     if code == "57014":
         return QueryTimeoutError("the query was cancelled: statement timeout or cancel request")
+    if code in _AUTHENTICATION:
+        return AuthenticationError(
+            f"authentication failed: the server refused the user name or password, or has no "
+            f"pg_hba.conf entry for this connection (SQLSTATE {code})"
+        )
+    if code == "3D000":
+        return DatabaseUnavailableError("the database does not exist (SQLSTATE 3D000)")
     if code is not None and (code.startswith(_UNAVAILABLE_PREFIXES) or code in _UNAVAILABLE):
         return DatabaseUnavailableError(f"database unavailable (SQLSTATE {code})")
     if isinstance(exc, sa_exc.TimeoutError):

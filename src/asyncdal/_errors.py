@@ -18,7 +18,10 @@ Every error the layer raises derives from :class:`AsyncDALError`, so a caller ca
     ├── StaleStatementError           (a cached statement went stale after DDL: retry)
     ├── ConcurrencyError              (serialization failure or deadlock, retries exhausted)
     ├── QueryTimeoutError             (SQLSTATE 57014, or a client-side timeout)
-    ├── DatabaseUnavailableError      (cannot connect, connection lost, pool exhausted)
+    ├── DatabaseUnavailableError      (cannot connect, connection lost, pool exhausted, no
+    │   │                              such database: SQLSTATE 3D000)
+    │   └── AuthenticationError       (SQLSTATE 28P01 / 28000: wrong password, unknown role,
+    │                                  or pg_hba.conf refuses the connection)
     ├── ConcurrentSessionUseError     (one AsyncSession used by two tasks at once)
     ├── SessionClosedError            (a session used after its block ended)
     ├── TransactionUsageError         (db.transaction misused: nested, or fn committing)
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 __all__ = [
     "AsyncDALError",
+    "AuthenticationError",
     "CheckViolationError",
     "ConcurrencyError",
     "ConcurrentSessionUseError",
@@ -248,6 +252,14 @@ class QueryTimeoutError(AsyncDALError):
 
 class DatabaseUnavailableError(AsyncDALError):
     """The database cannot be reached: connection refused or lost, auth failed, pool exhausted."""
+
+
+class AuthenticationError(DatabaseUnavailableError):
+    """The server refused the credentials: wrong password, unknown role, or no pg_hba entry.
+
+    A :class:`DatabaseUnavailableError` (the database cannot be used), but retrying will not
+    help: the user name, password or server configuration must change.
+    """
 
 
 class ConcurrentSessionUseError(AsyncDALError):

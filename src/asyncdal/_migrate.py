@@ -87,7 +87,11 @@ async def _run(target: Database | str | URL, fn: Callable[[Connection], Any]) ->
                 async with db.engine.begin() as conn:
                     return await conn.run_sync(fn)
         except CommandError as exc:  # Alembic's: "Can't locate revision identified by 'x'"
-            raise MigrationError(str(exc)) from exc
+            message = str(exc)
+            if "Can't locate revision" in message:
+                known = ", ".join(sorted(_revisions()))
+                message = f"unknown revision: {message} (asyncdal's: {known}, head, base)"
+            raise MigrationError(message) from exc
         except SQLAlchemyError as exc:
             code = sqlstate_of(exc)
             where = f" (SQLSTATE {code})" if code else ""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable, Iterator
@@ -48,10 +49,23 @@ UrlOption = Annotated[
         help="postgresql+asyncpg://user:password@host/db (default: $DATABASE_URL).",
     ),
 ]
+#: The dataset scales the command accepts (scale 100: 1M users, 10M posts).
+MIN_SCALE, MAX_SCALE = 0.0001, 100.0
+
+
+def _scale(value: float) -> float:
+    # Not typer's min/max: NaN compares false with everything and got "should be <= 100".
+    if not math.isfinite(value) or not MIN_SCALE <= value <= MAX_SCALE:
+        raise typer.BadParameter(
+            f"{value!r} is not a number from {MIN_SCALE:g} to {MAX_SCALE:g}", param_hint="--scale"
+        )
+    return value
+
+
 ScaleOption = Annotated[
     float,
     typer.Option(
-        min=0.0001, max=100.0, help="Dataset size: 1 = 10k users, 100k posts, 20k orders."
+        callback=_scale, help="Dataset size: 1 = 10k users, 100k posts, 20k orders (0.0001-100)."
     ),
 ]
 
@@ -127,12 +141,18 @@ def migrate(
     url = _require_url(database_url, "migrate")
     console = _console()
 
-    async def work(db: Database) -> str | None:
+    async def work(db: Database) -> tuple[str | None, str | None]:
+        before = await current_revision(db)
         await upgrade(db, revision)
-        return await current_revision(db)
+        return before, await current_revision(db)
 
-    at = _run(url, work, pool_size=1, max_overflow=0)
-    console.print(f"Migrated {mask_url(url)} to revision {at or 'base'}.")
+    before, after = _run(url, work, pool_size=1, max_overflow=0)
+    where = mask_url(url)
+    if before == after:
+        target = "" if revision == "head" else f" (target {revision!r}: `migrate` only upgrades)"
+        console.print(f"{where} is already at revision {after or 'base'}: nothing to do{target}.")
+    else:
+        console.print(f"Migrated {where} from revision {before or 'base'} to {after or 'base'}.")
 
 
 @app.command()
