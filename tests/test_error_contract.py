@@ -250,3 +250,23 @@ def test_new_errors_are_in_the_tree() -> None:
     assert issubclass(TransactionUsageError, AsyncDALError)
     assert issubclass(InvalidQueryError, ValueError)
     assert issubclass(DatabaseUnavailableError, AsyncDALError)
+
+
+async def test_lookups_and_flags_are_checked_before_sql(committed_db: Database) -> None:
+    """Found by a second hostile-input property run: by_username sent a NUL to the server,
+    and follow(exist_ok=...) took any truthy value."""
+    from asyncdal import InvalidTypeError
+    from asyncdal.accounts import UserRepository
+    from asyncdal.social import FollowRepository
+
+    async with committed_db.session() as s:
+        a = await UserRepository(s).create(username="a", email="a@x.org")
+        b = await UserRepository(s).create(username="b", email="b@x.org")
+    with pytest.raises(InvalidQueryError, match="username"):
+        async with committed_db.session() as s:
+            await UserRepository(s).by_username("a\x00b")
+    with pytest.raises(InvalidTypeError, match="exist_ok"):
+        async with committed_db.session() as s:
+            await FollowRepository(s).follow(a.id, b.id, exist_ok="no")  # type: ignore[arg-type]
+    async with committed_db.session() as s:
+        assert await s.scalar(text("SELECT count(*) FROM follows")) == 0

@@ -7,9 +7,12 @@ from sqlalchemy import select
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import NotFoundError
 from asyncdal._repository.base import Repository
+from asyncdal._repository.values import checker_for
 from asyncdal.accounts._models import User
 
 __all__ = ["UserRepository"]
+
+_USERNAME = checker_for(User.__table__.c.username, "username")
 
 
 class UserRepository(Repository[User]):
@@ -28,6 +31,7 @@ class UserRepository(Repository[User]):
 
     async def by_username(self, username: str) -> User:
         """The user called ``username``; :class:`NotFoundError` if there is none."""
+        _USERNAME(username)
         with wrap_errors():
             user = await self.session.scalar(select(User).where(User.username == username))
         if user is None:

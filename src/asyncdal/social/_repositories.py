@@ -188,6 +188,8 @@ class FollowRepository(Repository[Follow]):
         """
         _USER_ID(follower_id)
         _USER_ID(followee_id)
+        if not isinstance(exist_ok, bool):
+            raise InvalidTypeError(f"exist_ok must be True or False, got {describe(exist_ok)}")
         if follower_id == followee_id:
             raise CheckViolationError(
                 f"user {follower_id} cannot follow themselves", constraint="ck_follows_not_self"
