@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import cast
+
+from sqlalchemy import Table, select
 
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import NotFoundError
@@ -12,7 +14,7 @@ from asyncdal.accounts._models import User
 
 __all__ = ["UserRepository"]
 
-_USERNAME = checker_for(User.__table__.c.username, "username")
+_USERNAME = checker_for(cast(Table, User.__table__).c.username, "username")
 
 
 class UserRepository(Repository[User]):
