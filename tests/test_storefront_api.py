@@ -421,19 +421,23 @@ async def test_cancel_shipped_or_missing_order(client: httpx.AsyncClient, shop: 
 # -- the fan-out endpoints ---------------------------------------------------------------------
 
 
-async def test_all_reads_the_three_lists(client: httpx.AsyncClient, shop: Shop) -> None:
-    response = await client.get("/all/")
-    assert response.status_code == 200
-    body = response.json()
+async def test_all_is_the_three_lists_first_pages(client: httpx.AsyncClient, shop: Shop) -> None:
+    """Seed 000's /all/ is its three list endpoints together: same rows, fields and order."""
+    for params in ({}, {"limit": 2}, {"limit": 1}):
+        body = (await client.get("/all/", params=params)).json()
+        for name in ("users", "orders", "products"):
+            listed = (await client.get(f"/{name}/", params=params)).json()
+            assert body[name] == listed["items"], name
+    body = (await client.get("/all/")).json()
     assert [u["username"] for u in body["users"]] == ["ada", "bob", "cy", "dee", "eve"]
-    assert "email" not in body["users"][0]
-    # Newest first; both orders were created in one transaction, so the id breaks the tie.
-    assert [o["id"] for o in body["orders"]] == [shop.orders[1].id, shop.orders[0].id]
+    assert body["users"][0]["email"] == "ada@example.org"
+    assert [o["id"] for o in body["orders"]] == sorted(o.id for o in shop.orders)
     assert [(p["sku"], p["price"], p["stock"]) for p in body["products"]] == [
         ("PEN", "9.99", 5),
         ("INK", "20.00", 0),
         ("PAD", "5.50", 100),
     ]
+    assert {"created_at", "version", "updated_at"} <= set(body["products"][0])
     two = (await client.get("/all/", params={"limit": 2})).json()
     assert [len(two[k]) for k in ("users", "orders", "products")] == [2, 2, 2]
     for bad in ("0", "501", "x"):

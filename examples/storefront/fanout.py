@@ -35,7 +35,7 @@ async def read_all(
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=_MAX_ROWS, description="rows of each list")] = 50,
 ) -> Overview:
-    """Users, orders (newest first) and products, the three read concurrently."""
+    """The first page of ``/users/``, ``/orders/`` and ``/products/`` (by id), read concurrently."""
     return Overview.model_validate(await StorefrontOverview.load(db, limit=limit))
 
 

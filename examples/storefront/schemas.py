@@ -33,7 +33,6 @@ __all__ = [
     "ProductChange",
     "ProductOut",
     "ProductPage",
-    "ProductSummaryOut",
     "Profile",
     "TopUserOut",
     "TrendingHashtagOut",
@@ -214,16 +213,6 @@ class UserSummaryOut(_Out):
     created_at: datetime
 
 
-class ProductSummaryOut(_Out):
-    """A product with its price and current stock."""
-
-    id: int
-    sku: str
-    name: str
-    price: Decimal
-    stock: int
-
-
 class PostOut(_Out):
     """A post with its like count."""
 
@@ -235,11 +224,14 @@ class PostOut(_Out):
 
 
 class Overview(_Out):
-    """``/all/``: the first page of users, orders and products, read concurrently."""
+    """``/all/``: the first page of ``/users/``, ``/orders/`` and ``/products/``, read at once.
 
-    users: list[UserSummaryOut]
+    The same rows, fields and order as the three list endpoints' first pages (by id).
+    """
+
+    users: list[UserOut]
     orders: list[OrderOut]
-    products: list[ProductSummaryOut]
+    products: list[ProductOut]
 
 
 class TopUserOut(_Out):

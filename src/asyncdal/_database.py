@@ -137,6 +137,8 @@ class Database:
                     await session.commit()
 
     @overload
+    async def gather(self, /, **options: Unpack[GatherOptions]) -> tuple[()]: ...
+    @overload
     async def gather(self, r1: Read[T1], /, **options: Unpack[GatherOptions]) -> tuple[T1]: ...
     @overload
     async def gather(
@@ -179,9 +181,22 @@ class Database:
         /,
         **options: Unpack[GatherOptions],
     ) -> tuple[T1, T2, T3, T4, T5, T6]: ...
+    # Seven reads or more: untyped results. Not `*reads` alone: an overload that matches any
+    # arity makes mypy give up on lambdas (their types are Any until an overload is chosen, and
+    # two candidates then make the whole call Any), so the README's example would lose its types.
     @overload
     async def gather(
-        self, *reads: Read[Any], **options: Unpack[GatherOptions]
+        self,
+        r1: Read[Any],
+        r2: Read[Any],
+        r3: Read[Any],
+        r4: Read[Any],
+        r5: Read[Any],
+        r6: Read[Any],
+        r7: Read[Any],
+        /,
+        *reads: Read[Any],
+        **options: Unpack[GatherOptions],
     ) -> tuple[Any, ...]: ...
     async def gather(
         self,
