@@ -11,6 +11,9 @@ of at most 64 KiB, and a ``lifetime`` after which it closes itself even if a tes
 - :meth:`Proxy.stall_on`: stall as soon as a client sends a chunk containing some bytes
   (``b"COMMIT;"``), before or after forwarding that chunk: a test can cut a protocol step
   precisely, without racing the client.
+- :attr:`Proxy.round_trips`: how many Sync and simple Query messages clients have sent. Each
+  waits for the server's ReadyForQuery, so it is the number of round trips (a test's evidence
+  that an operation costs one, not a timing).
 
 Example::
 
@@ -51,6 +54,39 @@ class _Trigger:
         self.fired = asyncio.Event()
 
 
+_SSL_OR_GSS_REQUEST = {80877103, 80877104}
+
+
+class _MessageCounter:
+    """Splits the client's byte stream into protocol messages and counts Sync/Query ones."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._started = False  # untyped messages (SSLRequest, StartupMessage) come first
+        self._buffer = b""
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+        while True:
+            if not self._started:
+                if len(self._buffer) < 8:
+                    return
+                length, code = struct.unpack("!ii", self._buffer[:8])
+                if len(self._buffer) < length:
+                    return
+                self._buffer = self._buffer[length:]
+                self._started = code not in _SSL_OR_GSS_REQUEST
+                continue
+            if len(self._buffer) < 5:
+                return
+            length = struct.unpack("!i", self._buffer[1:5])[0]
+            if len(self._buffer) < 1 + length:
+                return
+            if self._buffer[:1] in (b"S", b"Q"):
+                self.count += 1
+            self._buffer = self._buffer[1 + length :]
+
+
 class _Pair:
     """One client connection and its upstream connection, with their two pumps."""
 
@@ -58,6 +94,7 @@ class _Pair:
         self.client = client
         self.upstream = upstream
         self.tasks: list[asyncio.Task[None]] = []
+        self.counter = _MessageCounter()
 
     def reset(self) -> None:
         _reset(self.client)
@@ -91,6 +128,7 @@ class Proxy:
         self._server: asyncio.Server | None = None
         self._expiry: asyncio.TimerHandle | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+        self._counted = 0  # round trips of connections already closed
 
     async def start(self) -> int:
         """Listen on an ephemeral port of 127.0.0.1; the port."""
@@ -104,10 +142,16 @@ class Proxy:
         """How many client connections are being proxied now."""
         return len(self._pairs)
 
+    @property
+    def round_trips(self) -> int:
+        """Sync and simple Query messages sent by clients so far (see the module)."""
+        return self._counted + sum(pair.counter.count for pair in self._pairs)
+
     def drop(self) -> int:
         """Reset every current connection, both sides; how many there were."""
         pairs = list(self._pairs)
         self._pairs.clear()
+        self._counted += sum(pair.counter.count for pair in pairs)
         for pair in pairs:
             pair.reset()
         return len(pairs)
@@ -203,6 +247,7 @@ class Proxy:
                     break
                 await self._flowing.wait()
                 if from_client:
+                    pair.counter.feed(data)
                     trigger = next((t for t in self._triggers if t.pattern in data), None)
                     if trigger is not None:
                         self._triggers.remove(trigger)
@@ -223,6 +268,7 @@ class Proxy:
             # on as a close of the other side, which is what a real network path does.
             if pair in self._pairs:
                 self._pairs.discard(pair)
+                self._counted += pair.counter.count
                 for writer in (pair.client, pair.upstream):
                     if not writer.transport.is_closing():
                         writer.close()

@@ -132,9 +132,13 @@ def _sleep5(s: DALSession) -> Any:
     return s.execute(text("SELECT pg_sleep(5)"))
 
 
-async def _pids_of_held_connections(db: Database, count: int) -> set[int]:
-    """Open ``count`` pooled connections at once (each in a session); their backend pids."""
-    sessions = [db.sessionmaker() for _ in range(count)]
+async def _pids_of_held_connections(db: Database, count: int, *, read: bool = False) -> set[int]:
+    """Open ``count`` pooled connections at once (each in a session); their backend pids.
+
+    ``read``: of the read pool (where ``gather`` reads run), else of the main pool.
+    """
+    factory = db.read_sessionmaker if read else db.sessionmaker
+    sessions = [factory() for _ in range(count)]
     try:
         return {await _pid(s) for s in sessions}
     finally:
@@ -143,7 +147,9 @@ async def _pids_of_held_connections(db: Database, count: int) -> set[int]:
 
 
 def _checked_out(db: Database) -> int:
-    return int(cast(QueuePool, db.engine.pool).checkedout())
+    """Connections checked out of the main pool and the read pool."""
+    pools = {db.engine.pool, db.read_engine.pool}
+    return sum(int(cast(QueuePool, pool).checkedout()) for pool in pools)
 
 
 async def test_connections_dropped_mid_query(proxied: Database, proxy: Proxy, dsn: str) -> None:
@@ -196,7 +202,8 @@ async def test_connection_dropped_during_gather(proxied: Database, proxy: Proxy,
 
 
 async def test_stalled_network_gather_times_out(proxied: Database, proxy: Proxy, dsn: str) -> None:
-    old = await _pids_of_held_connections(proxied, 3)  # three idle pooled connections
+    # Three idle pooled connections of the read pool, where the gather's reads run.
+    old = await _pids_of_held_connections(proxied, 3, read=True)
     proxy.stall()
 
     start = time.perf_counter()

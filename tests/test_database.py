@@ -48,6 +48,7 @@ async def test_session_rolls_back_on_error_and_writes_nothing(committed_db: Data
             raise RuntimeError("boom")
     assert await _count_users(committed_db) == 0
     assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, committed_db.read_engine.pool).checkedout() == 0
 
 
 async def test_session_maps_driver_errors_and_loses_nothing(committed_db: Database) -> None:
@@ -64,6 +65,7 @@ async def test_session_maps_driver_errors_and_loses_nothing(committed_db: Databa
     # The first insert of the failed unit of work was rolled back with it.
     assert await _count_users(committed_db) == 1
     assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, committed_db.read_engine.pool).checkedout() == 0
 
 
 async def test_cancelled_session_returns_its_connection(committed_db: Database) -> None:
@@ -83,6 +85,7 @@ async def test_cancelled_session_returns_its_connection(committed_db: Database) 
     with pytest.raises(asyncio.CancelledError):
         await task
     assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, committed_db.read_engine.pool).checkedout() == 0
     assert await _count_users(committed_db) == 0
 
 
@@ -103,6 +106,7 @@ async def test_statement_timeout_raises_query_timeout(migrated_url: str) -> None
             async with db.session() as s:
                 await s.execute(text("SELECT pg_sleep(5)"))
         assert cast(QueuePool, db.engine.pool).checkedout() == 0
+        assert cast(QueuePool, db.read_engine.pool).checkedout() == 0
         # The pool is still usable afterwards.
         async with db.session() as s:
             assert await s.scalar(text("SELECT 1")) == 1
@@ -156,6 +160,7 @@ async def test_connection_killed_by_the_server_costs_one_request(
             async with victim.session() as s:
                 await s.execute(text("SELECT 1"))
         assert cast(QueuePool, victim.engine.pool).checkedout() == 0
+        assert cast(QueuePool, victim.read_engine.pool).checkedout() == 0
         async with victim.session() as s:
             assert await s.scalar(text("SELECT 2")) == 2
 

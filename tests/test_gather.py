@@ -55,6 +55,7 @@ async def test_results_come_back_in_order_each_read_in_its_own_session(db: Datab
     assert all(isinstance(s, DALSession) for s in sessions)
     assert await db.gather() == ()
     assert cast(QueuePool, db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, db.read_engine.pool).checkedout() == 0
 
 
 async def test_eight_sleeps_run_at_once_on_eight_backends(db: Database) -> None:
@@ -99,15 +100,15 @@ async def test_the_first_failure_is_raised_and_cancels_the_rest(db: Database) ->
     assert finished == []  # the 3 s reads were cancelled, not awaited to the end
     assert caught.value.key == -42
     assert cast(QueuePool, db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, db.read_engine.pool).checkedout() == 0
 
 
-async def test_driver_errors_are_mapped(db: Database) -> None:
-    async def slow_with_statement_timeout(s: DALSession) -> None:
-        await s.execute(text("SET LOCAL statement_timeout = 20"))
-        await s.execute(text("SELECT pg_sleep(2)"))
-
-    with pytest.raises(QueryTimeoutError) as caught:
-        await db.gather(slow_with_statement_timeout)
+async def test_driver_errors_are_mapped(migrated_url: str) -> None:
+    # A gather read runs outside a transaction (SET LOCAL would not apply): the timeout is
+    # the Database's own statement_timeout.
+    async with Database.from_url(migrated_url, statement_timeout=0.02, pool_size=2) as quick:
+        with pytest.raises(QueryTimeoutError) as caught:
+            await quick.gather(lambda s: s.execute(text("SELECT pg_sleep(2)")))
     assert isinstance(caught.value.__cause__, DBAPIError)
 
 
@@ -197,6 +198,7 @@ async def test_three_times_capacity_queues_and_leaves_room_for_others(small_db: 
     assert meter.peak == capacity - 1
     assert served_during_fan_out == [True, True, True]
     assert cast(QueuePool, small_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, small_db.read_engine.pool).checkedout() == 0
 
 
 async def test_a_read_may_use_its_session_like_any_other(committed_db: Database) -> None:

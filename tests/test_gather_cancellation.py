@@ -77,6 +77,7 @@ async def test_100_in_flight_reads_cancelled_from_outside(isolated_db: Database,
 
     # Every session closed before gather() let the cancellation out.
     assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, isolated_db.read_engine.pool).checkedout() == 0
     assert await _wait_for_active(dsn, isolated_db, lambda n: n == 0) == 0
     gc.collect()
     # The Database is fine afterwards, with its whole share of the pool.
@@ -98,6 +99,7 @@ async def test_timeout_cancels_the_queries_on_the_server(isolated_db: Database, 
     assert finished == []  # none of the 30 s reads ran to its end
     assert isinstance(caught.value.__cause__, TimeoutError)
     assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, isolated_db.read_engine.pool).checkedout() == 0
     assert await _wait_for_active(dsn, isolated_db, lambda n: n == 0) == 0
 
 
@@ -112,6 +114,7 @@ async def test_500_tiny_timeouts_in_a_row(isolated_db: Database, dsn: str) -> No
             outcomes["timeout"] = outcomes.get("timeout", 0) + 1
     assert outcomes == {"timeout": 500}
     assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, isolated_db.read_engine.pool).checkedout() == 0
     assert await isolated_db.gather(lambda s: s.scalar(text("SELECT 42"))) == (42,)
     async with isolated_db.session() as s:
         assert await s.scalar(text("SELECT 43")) == 43
@@ -128,6 +131,7 @@ async def test_a_failing_read_cancels_the_others_on_the_server(
     with pytest.raises(LookupError, match="boom"):
         await isolated_db.gather(_sleep, fails_soon, _sleep, _sleep)
     assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, isolated_db.read_engine.pool).checkedout() == 0
     assert await _wait_for_active(dsn, isolated_db, lambda n: n == 0) == 0
 
 
@@ -142,6 +146,7 @@ async def test_cancelled_while_queued_gives_back_every_slot(isolated_db: Databas
     results = await asyncio.gather(*tasks, consistent, return_exceptions=True)
     assert all(isinstance(r, asyncio.CancelledError) for r in results)
     assert cast(QueuePool, isolated_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, isolated_db.read_engine.pool).checkedout() == 0
 
     now = peak = 0
 

@@ -52,6 +52,7 @@ async def test_all_reads_share_one_snapshot(committed_db: Database) -> None:
     assert {s[:2] for s in states} == {("repeatable read", "on")}
     assert len({s[2] for s in states}) == 1  # one snapshot: xmin:xmax:xip identical
     assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, committed_db.read_engine.pool).checkedout() == 0
 
 
 def _choreography(
@@ -150,4 +151,5 @@ async def test_a_failing_exporter_fails_the_group_cleanly(committed_db: Database
     with pytest.raises(RuntimeError, match="exporter read failed"):
         await committed_db.gather(importer, broken, consistent=True)
     assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, committed_db.read_engine.pool).checkedout() == 0
     assert await committed_db.gather(importer, importer, consistent=True) == (0, 0)

@@ -209,6 +209,7 @@ async def test_user_profile(committed_db: Database) -> None:
     assert caught.value.model == "User"
     assert caught.value.key == 10**12
     assert cast(QueuePool, committed_db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, committed_db.read_engine.pool).checkedout() == 0
 
 
 async def test_platform_stats_without_posts(session: DALSession) -> None:
@@ -239,6 +240,7 @@ async def test_bad_limits_are_refused_before_any_query(bad: Any, db: Database) -
         with pytest.raises(InvalidQueryError, match="limit must be an integer"):
             await StorefrontQueries(s).orders(limit=bad)
     assert cast(QueuePool, db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, db.read_engine.pool).checkedout() == 0
 
 
 @pytest.mark.parametrize("bad", [0, -1, 3651, True, "7", 7.0, None])

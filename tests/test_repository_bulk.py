@@ -116,3 +116,26 @@ async def test_add_many_validates_keys(session: DALSession) -> None:
             [{"username": "c", "email": "c@x"}, {"username": "d", "verified": True}]
         )
     assert await repo.count({"username__in": ["a", "b", "c", "d"]}) == 0
+
+
+async def test_copy_checks_values_as_it_streams_and_writes_nothing_on_a_bad_one(
+    session: DALSession,
+) -> None:
+    repo = UserRepository(session)
+    repo.copy_threshold = 2  # type: ignore[misc]
+    rows: list[dict[str, object]] = [
+        {"username": f"s{i}", "email": f"s{i}@x", "verified": False} for i in range(50)
+    ]
+    rows[30] = {"username": "s30", "email": "s30@x", "verified": "yes"}  # a str for a bool
+    with pytest.raises(InvalidQueryError, match=r"add_many: User\.verified") as caught:
+        await repo.add_many(rows)
+    assert isinstance(caught.value, TypeError)  # InvalidTypeError: a wrong Python type
+    rows[30] = {"username": "x" * 65, "email": "s30@x", "verified": False}  # String(64)
+    with pytest.raises(InvalidQueryError, match="at most 64 characters"):
+        await repo.add_many(rows)
+    # The COPY stopped at the bad row and rolled back to its savepoint: nothing of the rows
+    # before it is there, and the unit of work goes on.
+    assert await repo.count({"username__startswith": "s"}) == 0
+    rows[30] = {"username": "s30", "email": "s30@x", "verified": False}
+    assert await repo.add_many(rows) == 50
+    assert await repo.count({"username__startswith": "s"}) == 50

@@ -188,6 +188,7 @@ async def test_seed_003_mistake_on_a_layer_session_is_caught(db: Database) -> No
         results = await asyncio.gather(*tasks, return_exceptions=True)
     assert isinstance(results[1], ConcurrentSessionUseError)
     assert cast(QueuePool, db.engine.pool).checkedout() == 0
+    assert cast(QueuePool, db.read_engine.pool).checkedout() == 0
 
 
 async def test_seed_003_done_right_with_db_gather(committed_db: Database) -> None:

@@ -102,6 +102,15 @@ class Settings:
         slow_query_threshold: seconds; a statement that runs longer is logged at WARNING on
             the ``asyncdal.slow_query`` logger with its duration and text, never its
             parameters (``None``: off, and then it costs nothing).
+        read_pool_size: connections kept open in the read pool (``None``: ``pool_size``). Reads
+            outside a unit of work (``db.gather`` without ``consistent``, ``db.read()``,
+            ``db.get``) run there, on connections that cannot write
+            (``default_transaction_read_only``) and need no transaction: one round trip per
+            statement. It may open ``max_overflow`` more under load, like the main pool, so one
+            process holds at most ``capacity + read_capacity`` server connections. ``0``: no
+            read pool; those reads run on the main pool in ``BEGIN READ ONLY`` transactions
+            (two round trips more per read, no extra connections; e.g. behind PgBouncer in
+            transaction mode, which forwards no startup settings).
     """
 
     url: URL
@@ -116,6 +125,7 @@ class Settings:
     application_name: str = "asyncdal"
     echo: bool = False
     slow_query_threshold: float | None = None
+    read_pool_size: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_url(self.url))
@@ -131,6 +141,10 @@ class Settings:
             object.__setattr__(self, name, value)
         if self.pool_size < 1:
             raise ConfigurationError(f"pool_size must be at least 1, got {self.pool_size}")
+        if self.read_pool_size is not None and self.read_pool_size < 0:
+            raise ConfigurationError(
+                f"read_pool_size must be >= 0 or None, got {self.read_pool_size}"
+            )
         if self.max_overflow < 0:
             raise ConfigurationError(f"max_overflow must be >= 0, got {self.max_overflow}")
         for name in (
@@ -180,6 +194,12 @@ class Settings:
         """The most connections the pool will open at once."""
         return self.pool_size + self.max_overflow
 
+    @property
+    def read_capacity(self) -> int:
+        """The most connections the read pool will open at once (``0``: no read pool)."""
+        size = self.pool_size if self.read_pool_size is None else self.read_pool_size
+        return size + self.max_overflow if size else 0
+
     def __repr__(self) -> str:
         values = ", ".join(
             f"{f.name}={mask_url(self.url) if f.name == 'url' else getattr(self, f.name)!r}"
@@ -195,7 +215,7 @@ class Settings:
         ``ASYNCDAL_MAX_OVERFLOW``, ``ASYNCDAL_POOL_TIMEOUT``, ``ASYNCDAL_POOL_RECYCLE``,
         ``ASYNCDAL_POOL_PRE_PING``, ``ASYNCDAL_STATEMENT_TIMEOUT``,
         ``ASYNCDAL_CONNECT_TIMEOUT``, ``ASYNCDAL_APPLICATION_NAME``, ``ASYNCDAL_ECHO``,
-        ``ASYNCDAL_SLOW_QUERY_THRESHOLD``.
+        ``ASYNCDAL_SLOW_QUERY_THRESHOLD``, ``ASYNCDAL_READ_POOL_SIZE``.
         Keyword ``overrides`` win over the environment.
         """
         env = os.environ if environ is None else environ
@@ -226,6 +246,8 @@ def _parse(name: str, raw: str, annotation: object) -> object:
             return lowered in {"1", "true", "yes", "on"}
         if kind == "int":
             return int(raw)
+        if kind == "int | None":
+            return None if raw.strip().lower() in {"", "none"} else int(raw)
         if kind.startswith("float"):
             if kind.endswith("None") and raw.strip().lower() in {"", "none"}:
                 return None

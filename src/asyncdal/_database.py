@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, Self, TypeVar, Unpack, overload
+from typing import Any, Self, TypeVar, Unpack, cast, overload
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from asyncdal._base import Base
 from asyncdal._config import Settings, mask_url, timeout_ms
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import DatabaseUnavailableError
+from asyncdal._errors import DatabaseUnavailableError, NotFoundError
 from asyncdal._gather import GatherOptions, Read, gather_reads
 from asyncdal._limiter import Slots, gather_slots
+from asyncdal._lookups import Lookups
 from asyncdal._network import tune_connection
 from asyncdal._observe import Observer
+from asyncdal._reads import ReadPath, guard_read_pool, read_server_settings
 from asyncdal._session import DALSession, session_scope
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import DatabaseStats, ObservedPool, snapshot
@@ -28,6 +31,7 @@ from asyncdal._url_params import connect_args_from_url, url_query
 
 __all__ = ["Database"]
 
+M = TypeVar("M", bound=Base)
 T1 = TypeVar("T1")
 T2 = TypeVar("T2")
 T3 = TypeVar("T3")
@@ -37,7 +41,7 @@ T6 = TypeVar("T6")
 
 
 class Database:
-    """The entry point: owns the engine (and its connection pool) and the session factory.
+    """The entry point: owns the engines (the main pool, the read pool) and session factories.
 
     Create one per process and share it; it is safe to use from many tasks at once. Every
     session it hands out belongs to one task.
@@ -50,8 +54,33 @@ class Database:
     """
 
     def __init__(self, settings: Settings) -> None:
-        """Build the engine and session factory from ``settings``; nothing connects yet."""
+        """Build the engines and session factories from ``settings``; nothing connects yet."""
         self.settings = settings
+        # Counters for stats(), and the hook asyncdal.otel installs its telemetry on.
+        self.observer = Observer()
+        self.engine: AsyncEngine = self._create_engine(settings.pool_size, read_only=False)
+        self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
+            self.engine, class_=DALSession, expire_on_commit=False
+        )
+        # The read path (see _reads): a pool of read-only autocommit connections, or the main
+        # pool with BEGIN READ ONLY when read_pool_size=0.
+        has_read_pool = settings.read_capacity > 0
+        self.read_engine: AsyncEngine = (
+            self._create_engine(settings.read_capacity - settings.max_overflow, read_only=True)
+            if has_read_pool
+            else self.engine
+        )
+        self._read_path = ReadPath(self.read_engine, read_pool=has_read_pool)
+        #: Sessions on the read engine (what :meth:`read` uses, before making them read-only).
+        self.read_sessionmaker: async_sessionmaker[DALSession] = self._read_path.sessionmaker
+        self._lookups = Lookups(self.read)
+        # The bounds shared by every db.gather of this Database, one per pool. asyncio
+        # primitives belong to one event loop, so they are made per loop, lazily.
+        self._gather_limiters: dict[str, tuple[asyncio.AbstractEventLoop, Slots]] = {}
+
+    def _create_engine(self, pool_size: int, *, read_only: bool) -> AsyncEngine:
+        """An engine with the settings' pool options; ``read_only``: the read pool's."""
+        settings = self.settings
         query = url_query(settings.url)
         connect_args = connect_args_from_url(query)
         server_settings = {
@@ -60,10 +89,14 @@ class Database:
         }
         if settings.statement_timeout is not None:
             server_settings["statement_timeout"] = str(timeout_ms(settings.statement_timeout))
-        self.engine: AsyncEngine = create_async_engine(
+        options: dict[str, Any] = {}
+        if read_only:
+            server_settings = read_server_settings(server_settings)
+            options["isolation_level"] = "AUTOCOMMIT"
+        engine = create_async_engine(
             # The query parameters are translated into connect_args, not passed on as-is.
             settings.url.set(query={}),
-            pool_size=settings.pool_size,
+            pool_size=pool_size,
             max_overflow=settings.max_overflow,
             pool_timeout=settings.pool_timeout,
             pool_recycle=settings.pool_recycle,
@@ -77,21 +110,17 @@ class Database:
                 "timeout": settings.connect_timeout,
                 "command_timeout": settings.effective_command_timeout,
             },
+            **options,
         )
-        _map_connect_timeout(self.engine, settings.connect_timeout)
-        # Counters for stats(), and the hook asyncdal.otel installs its telemetry on.
-        self.observer = Observer()
-        if isinstance(self.engine.pool, ObservedPool):
-            self.engine.pool.dal_counters = self.observer.counters
+        _map_connect_timeout(engine, settings.connect_timeout)
+        if read_only:
+            guard_read_pool(engine)
+        if isinstance(engine.pool, ObservedPool):
+            engine.pool.dal_counters = self.observer.counters
         if settings.slow_query_threshold is not None:
-            log_slow_queries(self.engine.sync_engine, settings.slow_query_threshold)
-        event.listen(self.engine.sync_engine, "connect", _tune)
-        self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
-            self.engine, class_=DALSession, expire_on_commit=False
-        )
-        # The bound shared by every db.gather of this Database. asyncio primitives belong to
-        # one event loop, so it is made per loop, lazily.
-        self._gather_limiter: tuple[asyncio.AbstractEventLoop, Slots] | None = None
+            log_slow_queries(engine.sync_engine, settings.slow_query_threshold)
+        event.listen(engine.sync_engine, "connect", _tune)
+        return engine
 
     @classmethod
     def from_url(cls, url: str | URL, **options: Any) -> Self:
@@ -135,6 +164,55 @@ class Database:
                     if session._dal_misuse is not None:
                         raise session._dal_misuse
                     await session.commit()
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[DALSession]:
+        """A session for reads outside a unit of work: read-only, never committed.
+
+        It runs on the read pool (see ``Settings.read_pool_size``): no transaction, so each
+        statement is one round trip and sees what was committed when it started. A write is
+        refused by the server (SQLSTATE 25006). For a consistent view over several
+        statements, or ``SET LOCAL``, or ``Repository.stream`` (a server-side cursor needs a
+        transaction), use ``db.session()``.
+
+        Example::
+
+            async with db.read() as s:
+                top = await SocialQueries(s).top_users(limit=5)
+        """
+        with self.observer.errors():
+            async with self._read_path.session(busy_wait=self._busy_wait) as session:
+                yield session
+
+    async def get(self, model: type[M], key: Any) -> M:
+        """The ``model`` row with primary key ``key``, read outside any unit of work.
+
+        Concurrent ``db.get`` calls for one model, made in the same event-loop iteration, are
+        answered by one query (``WHERE pk = ANY($1)``, up to 500 keys) on the read path; each
+        caller gets its own row. Nothing is cached: every call reads what is committed after
+        it was made. Use it where many independent tasks look rows up at once (request
+        handlers, dashboards, GraphQL resolvers). Not inside a unit of work that must see its
+        own uncommitted writes: use ``Repository.get`` on that session.
+
+        Callers of one batch asking for the same key get the same (detached) object.
+
+        Raises:
+            NotFoundError: no such row.
+            InvalidQueryError: ``key`` does not fit the primary key's type (only this caller
+                fails, not the others of its batch).
+        """
+        obj = await self._lookups.get(model, key)
+        if obj is None:
+            raise NotFoundError(model.__name__, key)
+        return cast(M, obj)
+
+    async def get_many(self, model: type[M], keys: Iterable[Any]) -> list[M]:
+        """The ``model`` rows of ``keys``, in their order, on the read path.
+
+        Missing keys are skipped (compare lengths to detect them); duplicates are returned
+        once. Up to 500 keys per query, all in one read session.
+        """
+        return cast(list[M], await self._lookups.get_many(model, list(keys)))
 
     @overload
     async def gather(self, /, **options: Unpack[GatherOptions]) -> tuple[()]: ...
@@ -209,8 +287,10 @@ class Database:
 
         Each read is a callable that takes a session and returns an awaitable, e.g.
         ``lambda s: SocialQueries(s).top_users(limit=5)``. It runs in a session of its own
-        (its own connection), inside a read-only transaction that is rolled back, never
-        committed. Sharing one session between concurrent tasks is the mistake this replaces.
+        (its own connection) on the read path, as :meth:`read` does: a read-only connection
+        without a transaction, so each statement is one round trip and a write is refused;
+        nothing is committed. Sharing one session between concurrent tasks is the mistake
+        this replaces.
 
         Args:
             reads: the reads; their results come back in the same order.
@@ -226,8 +306,10 @@ class Database:
                 is raised.
             limit: at most this many reads of this call run at once. Whatever the limit,
                 reads of all ``gather`` calls of this ``Database`` together hold at most
-                ``capacity - capacity // 5`` connections (at least one), so the rest of the
-                service still gets connections. More reads than that queue; they do not fail.
+                ``capacity - capacity // 5`` connections of their pool (at least one; the read
+                pool's ``read_capacity``, or the main pool's ``capacity`` for consistent
+                groups), so the rest of the service still gets connections. More reads than
+                that queue; they do not fail.
 
         The first read that fails cancels the others, and its exception is raised (driver
         errors mapped to the layer's, e.g. :class:`NotFoundError`). Every session is closed and
@@ -243,8 +325,9 @@ class Database:
         """
         with self.observer.gather(reads, consistent) as observed:
             return await gather_reads(
+                self._read_path,
                 self.sessionmaker,
-                self._gather_slots(),
+                self._gather_slots("main" if consistent else "read"),
                 observed,
                 busy_wait=self._busy_wait,
                 consistent=consistent,
@@ -252,11 +335,18 @@ class Database:
                 limit=limit,
             )
 
-    def _gather_slots(self) -> Slots:
+    def _gather_slots(self, pool: str) -> Slots:
+        """The limiter of plain reads (the read pool) or of consistent groups (the main pool)."""
+        capacity = self.settings.capacity
+        if not self._read_path.read_pool:
+            pool = "main"  # one pool serves both
+        elif pool == "read":
+            capacity = self.settings.read_capacity
         loop = asyncio.get_running_loop()
-        if self._gather_limiter is None or self._gather_limiter[0] is not loop:
-            self._gather_limiter = (loop, Slots(gather_slots(self.settings.capacity)))
-        return self._gather_limiter[1]
+        limiter = self._gather_limiters.get(pool)
+        if limiter is None or limiter[0] is not loop:
+            limiter = self._gather_limiters[pool] = (loop, Slots(gather_slots(capacity)))
+        return limiter[1]
 
     async def transaction(
         self,
@@ -317,6 +407,8 @@ class Database:
     async def dispose(self) -> None:
         """Close every pooled connection. The database can still be used afterwards."""
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
 
     async def __aenter__(self) -> Self:
         return self

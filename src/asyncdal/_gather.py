@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import InvalidQueryError, QueryTimeoutError, StaleStatementError
 from asyncdal._limiter import Slots
+from asyncdal._reads import ReadPath
 from asyncdal._session import DALSession, session_scope
 
 __all__ = ["GatherOptions", "Read", "gather_reads"]
@@ -39,9 +40,8 @@ class GatherOptions(TypedDict, total=False):
     limit: int | None
 
 
-# Reads never write: BEGIN ... READ ONLY, and the transaction is rolled back when the session
-# closes. asyncpg folds these options into its BEGIN, so they cost no extra round trip.
-_READ_ONLY: dict[str, Any] = {"postgresql_readonly": True}
+# A consistent group's reads: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY on the main pool,
+# rolled back when the session closes. asyncpg folds the options into its BEGIN.
 _SNAPSHOT_READ: dict[str, Any] = {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"}
 
 # What pg_export_snapshot() returns: hex fields joined by dashes ("00000003-0000001B-1").
@@ -65,37 +65,42 @@ class _SharedSnapshot:
 
 
 async def _run_read(
+    read_path: ReadPath,
     sessionmaker: async_sessionmaker[DALSession],
     read: Read[T],
     role: str,
     shared: _SharedSnapshot | None,
     busy_wait: float,
 ) -> T:
-    """Run one read in a session of its own, inside a read-only transaction never committed.
+    """Run one read in a session of its own: on the read path, or in a snapshot transaction.
 
     A read that meets a stale cached statement (DDL elsewhere) runs once more in a new
     session: it wrote nothing, and the caches are cleared by then.
     """
     if shared is not None:
-        return await _run_read_once(sessionmaker, read, role, shared, busy_wait)
+        return await _run_snapshot_read(sessionmaker, read, role, shared, busy_wait)
     try:
-        return await _run_read_once(sessionmaker, read, role, shared, busy_wait)
+        return await _run_plain_read(read_path, read, busy_wait)
     except StaleStatementError:
-        return await _run_read_once(sessionmaker, read, role, shared, busy_wait)
+        return await _run_plain_read(read_path, read, busy_wait)
 
 
-async def _run_read_once(
+async def _run_plain_read(read_path: ReadPath, read: Read[T], busy_wait: float) -> T:
+    # The read path: one round trip per statement, nothing to commit or roll back.
+    async with read_path.session(busy_wait=busy_wait) as session:
+        return await read(session)
+
+
+async def _run_snapshot_read(
     sessionmaker: async_sessionmaker[DALSession],
     read: Read[T],
     role: str,
-    shared: _SharedSnapshot | None,
+    shared: _SharedSnapshot,
     busy_wait: float,
 ) -> T:
     async with session_scope(sessionmaker, busy_wait=busy_wait) as session:
         with wrap_errors():
-            if shared is None:
-                await session.connection(execution_options=_READ_ONLY)
-            elif role == "export":
+            if role == "export":
                 await session.connection(execution_options=_SNAPSHOT_READ)
                 snapshot_id = (
                     await session.execute(select(func.pg_export_snapshot()))
@@ -112,7 +117,7 @@ async def _run_read_once(
                 await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
                 shared.imported()
             result = await read(session)
-            if role == "export" and shared is not None:
+            if role == "export":
                 # The snapshot lives as long as the exporting transaction: keep it open until
                 # every other read has imported it.
                 await shared.all_imported.wait()
@@ -138,6 +143,7 @@ def _check(reads: Sequence[object], timeout: float | None, limit: int | None) ->
 
 
 async def gather_reads(
+    read_path: ReadPath,
     sessionmaker: async_sessionmaker[DALSession],
     slots: Slots,
     reads: Sequence[Read[Any]],
@@ -149,8 +155,9 @@ async def gather_reads(
 ) -> tuple[Any, ...]:
     """Run ``reads`` concurrently, each in its own session; see :meth:`Database.gather`.
 
-    ``slots`` is the limiter shared by every gather of one ``Database``: it bounds how many
-    connections all fan-outs together may hold.
+    Plain reads run on ``read_path``; a consistent group in snapshot transactions of
+    ``sessionmaker`` (the main pool). ``slots`` is the limiter shared by every gather of one
+    ``Database`` on that pool: it bounds how many connections all fan-outs together may hold.
     """
     _check(reads, timeout, limit)
     if not reads:
@@ -175,7 +182,9 @@ async def gather_reads(
                 if shared is None:
                     await slots.acquire(1)
                 try:
-                    results[index] = await _run_read(sessionmaker, read, role, shared, busy_wait)
+                    results[index] = await _run_read(
+                        read_path, sessionmaker, read, role, shared, busy_wait
+                    )
                 finally:
                     if shared is None:
                         slots.release(1)

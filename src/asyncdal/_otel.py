@@ -88,11 +88,11 @@ class Instrumentation:
             return
         self.active = False
         self.db.observer.telemetry = None
-        engine = self.db.engine.sync_engine
-        for identifier, listener in self._statement_listeners:
-            if event.contains(engine, identifier, listener):
-                event.remove(engine, identifier, listener)
-        _forget_listeners(engine)
+        for engine in _engines(self.db):
+            for identifier, listener in self._statement_listeners:
+                if event.contains(engine, identifier, listener):
+                    event.remove(engine, identifier, listener)
+            _forget_listeners(engine)
 
 
 def instrument(
@@ -223,23 +223,32 @@ def _trace_statements(
     tracer_provider: trace.TracerProvider | None,
     meter_provider: metrics.MeterProvider | None,
 ) -> list[tuple[str, Any]]:
-    """Install the official SQLAlchemy instrumentation's listeners on this engine only."""
-    engine = db.engine.sync_engine
+    """Install the official SQLAlchemy instrumentation's listeners on this database's engines
+    only (the main pool's and the read pool's)."""
     scope = "opentelemetry.instrumentation.sqlalchemy"
     tracer = trace.get_tracer(scope, sqla_otel_version, tracer_provider)
     meter = metrics.get_meter(scope, sqla_otel_version, meter_provider)
     usage = meter.create_up_down_counter(
         "db.client.connections.usage", unit="connections", description="connections by state"
     )
-    sqla_otel.EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]  # untyped package
-    # Its error listener puts str(exception) in the span status, and PostgreSQL's messages
-    # can quote a bound value ('invalid input syntax for type integer: "..."'): use ours.
-    original = getattr(sqla_otel, "_handle_error", None)
-    if original is not None and event.contains(engine, "handle_error", original):
-        event.remove(engine, "handle_error", original)
-        _forget_listeners(engine, only=original)
-    event.listen(engine, "handle_error", _statement_failed)
+    for engine in _engines(db):
+        sqla_otel.EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]  # untyped package
+        # Its error listener puts str(exception) in the span status, and PostgreSQL's messages
+        # can quote a bound value ('invalid input syntax for type integer: "..."'): use ours.
+        original = getattr(sqla_otel, "_handle_error", None)
+        if original is not None and event.contains(engine, "handle_error", original):
+            event.remove(engine, "handle_error", original)
+            _forget_listeners(engine, only=original)
+        event.listen(engine, "handle_error", _statement_failed)
     return [("handle_error", _statement_failed)]
+
+
+def _engines(db: Database) -> list[Engine]:
+    """The database's sync engines: the main pool's, and the read pool's if it has one."""
+    engines = [db.engine.sync_engine]
+    if db.read_engine is not db.engine:
+        engines.append(db.read_engine.sync_engine)
+    return engines
 
 
 def _forget_listeners(engine: Engine, only: Callable[..., Any] | None = None) -> None:

@@ -291,7 +291,11 @@ class _GuardedConnection:
 
 @contextlib.asynccontextmanager
 async def session_scope(
-    sessionmaker: async_sessionmaker[DALSession], *, busy_wait: float, managed: bool = False
+    sessionmaker: async_sessionmaker[DALSession],
+    *,
+    busy_wait: float,
+    managed: bool = False,
+    quiet: bool = False,
 ) -> AsyncIterator[DALSession]:
     """A new session for one block; closed at the end whatever happens, and not usable after.
 
@@ -300,12 +304,22 @@ async def session_scope(
     connection died after the work was done) discards the connection instead of raising over
     the block's outcome: what was committed stays committed, what was not was rolled back by
     the server when the connection ended. ``managed``: ``db.transaction`` owns commit/rollback.
+
+    The close runs in a task of its own, shielded from cancellation, unless it cannot wait on
+    anything: the block ended normally, no other task is inside a call, and there is no
+    transaction to roll back (the block committed, or ``quiet``: an autocommit session). Code
+    that never suspends cannot be interrupted, and the task costs a loop iteration per session.
     """
     session = sessionmaker()
     session._dal_managed = managed
     try:
         yield session
-    finally:
+    except BaseException:
+        await _run_to_completion(_finish(session, busy_wait))
+        raise
+    if session._dal_owner is None and (quiet or not session.in_transaction()):
+        await _finish(session, busy_wait)
+    else:
         await _run_to_completion(_finish(session, busy_wait))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, cast, overload
 
 from sqlalchemy import Column, ColumnElement, Table, delete, insert, inspect, select
@@ -17,7 +17,8 @@ from asyncdal._errors import (
     NotFoundError,
     StaleWriteError,
 )
-from asyncdal._repository.bulk import copy_rows
+from asyncdal._repository.bulk import copy_records
+from asyncdal._repository.columns import checked_records, column_check_for
 from asyncdal._repository.reads import M, ReadRepository
 
 __all__ = ["Repository"]
@@ -133,15 +134,22 @@ class Repository(ReadRepository[M]):
         if not batch:
             return [] if returning else 0
         names = self._writable(batch[0], "add_many")
-        self._check_rows(batch, names)
+        copying = not returning and len(batch) >= self.copy_threshold
+        if not copying:
+            self._check_rows(batch, names)
         with wrap_errors():
             if returning:
                 stmt = insert(self.model).returning(self.model, sort_by_parameter_order=True)
                 return builtins.list((await self.session.scalars(stmt, batch)).all())
-            if len(batch) >= self.copy_threshold:
+            if copying:
+                # Checked as COPY streams (the server inserts while the next rows are checked);
+                # a bad row stops the COPY, which rolls back to its savepoint: nothing written.
+                keys = sorted(names)
                 table = cast(Table, self.model.__table__)
-                columns = {name: self._columns[name].name for name in sorted(names)}
-                return await copy_rows(self.session, table, columns, batch)
+                columns = [self._columns[key].name for key in keys]
+                records = self._checked_records(batch, names, keys)
+                await copy_records(self.session, table, columns, records, savepoint=True)
+                return len(batch)
             await self.session.execute(insert(self.model), batch)
         return len(batch)
 
@@ -278,6 +286,27 @@ class Repository(ReadRepository[M]):
                 raise self._mixed_keys(names, row) from None
             except InvalidQueryError as exc:
                 raise type(exc)(f"add_many: {exc}") from None
+
+    def _checked_records(
+        self, batch: builtins.list[Mapping[str, Any]], names: frozenset[str], keys: Sequence[str]
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows of ``batch`` as tuples in the order of ``keys``, checked as they go: the
+        checks of :meth:`_check_rows`, column by column (see ``columns``), in the pass that
+        feeds COPY."""
+        columns = [self._columns[key] for key in keys]
+        records = checked_records(
+            batch,
+            keys,
+            [self._checks[key] for key in keys],
+            [column_check_for(column) for column in columns],
+            lambda row: self._mixed_keys(names, row),
+        )
+        try:
+            yield from records
+        except InvalidQueryError as exc:
+            if str(exc).startswith("add_many:"):
+                raise
+            raise type(exc)(f"add_many: {exc}") from None
 
     @staticmethod
     def _mixed_keys(names: frozenset[str], row: Mapping[str, Any]) -> InvalidQueryError:

@@ -8,39 +8,30 @@ commits or rolls back with the rest of the unit of work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from operator import itemgetter
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-__all__ = ["copy_records", "copy_rows"]
-
-
-async def copy_rows(
-    session: AsyncSession,
-    table: Table,
-    columns: Mapping[str, str],
-    rows: Sequence[Mapping[str, Any]],
-) -> int:
-    """Insert ``rows`` into ``table`` with ``COPY``.
-
-    ``columns`` maps each row key to its table column; every row has exactly those keys.
-    """
-    keys = list(columns)
-    # itemgetter builds each record tuple in C: this loop is most of COPY's client-side cost.
-    get = itemgetter(*keys) if len(keys) > 1 else (lambda row: (row[keys[0]],))
-    return await copy_records(session, table, [columns[key] for key in keys], list(map(get, rows)))
+__all__ = ["copy_records"]
 
 
 async def copy_records(
     session: AsyncSession,
     table: Table,
     names: Sequence[str],
-    records: Sequence[tuple[Any, ...]],
-) -> int:
-    """Insert ``records`` (tuples in the order of the column ``names``) with ``COPY``."""
+    records: Iterable[tuple[Any, ...]],
+    *,
+    savepoint: bool = False,
+) -> None:
+    """Insert ``records`` (tuples in the order of the column ``names``) with ``COPY``.
+
+    ``records`` may be any iterable, consumed as the data is sent. ``savepoint``: the COPY
+    runs under a savepoint, and a failure (of the server, or of the iterable) rolls back to
+    it, leaving the transaction usable.
+    """
     # Pending ORM objects go first, so the copied rows can refer to them.
     await session.flush()
     conn = await session.connection()
@@ -57,11 +48,24 @@ async def copy_records(
         table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
     ]
     if any(processors):
-        records = [
+        records = (
             tuple(v if p is None else p(v) for v, p in zip(record, processors, strict=True))
             for record in records
-        ]
-    await driver.copy_records_to_table(
+        )
+    copy = driver.copy_records_to_table(
         table.name, records=records, columns=list(names), schema_name=table.schema
     )
-    return len(records)
+    if not savepoint:
+        await copy
+        return
+    # Raw SQL on the driver: the savepoint is released before SQLAlchemy sees the connection
+    # again, so its own transaction bookkeeping never knows it existed.
+    await driver.execute("SAVEPOINT asyncdal_copy")
+    try:
+        await copy
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await driver.execute("ROLLBACK TO SAVEPOINT asyncdal_copy")
+            await driver.execute("RELEASE SAVEPOINT asyncdal_copy")
+        raise
+    await driver.execute("RELEASE SAVEPOINT asyncdal_copy")

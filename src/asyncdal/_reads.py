@@ -1,0 +1,92 @@
+"""The read path: reads outside a unit of work, in one round trip each.
+
+A read that needs no snapshot of its own (``db.gather`` without ``consistent``, ``db.read()``,
+``db.get``) runs on a connection of the *read pool*: opened with
+``default_transaction_read_only=on`` and used in autocommit. So a statement is one round trip:
+no ``BEGIN READ ONLY`` before it, no ``ROLLBACK`` after it, and nothing when the connection
+goes back to the pool (SQLAlchemy's reset on return is a ``ROLLBACK`` only inside a
+transaction, and there is none). Each statement sees the data committed when it starts, which
+is what READ COMMITTED gives inside a transaction too.
+
+Safety stays with the server: every statement there runs in a read-only transaction of its
+own, so a write is refused (SQLSTATE 25006) and nothing is ever committed. What a connection
+without a transaction cannot do: ``SET LOCAL`` (it has no effect), server-side cursors
+(``Repository.stream``), and a plain ``SET`` would outlive the read (it stays with the pooled
+connection): such reads belong in ``db.session()``. It guards against mistakes, not against
+hostile SQL: a read that runs ``SET default_transaction_read_only = off`` can write (a role
+with only SELECT rights is the boundary for that), though its connection is then discarded
+rather than handed out again (:func:`guard_read_pool`), as is one a read left in a transaction.
+
+With ``Settings.read_pool_size=0`` there is no read pool: the same reads run on the main pool
+inside ``BEGIN READ ONLY`` transactions that are rolled back (three round trips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from asyncdal._error_mapping import wrap_errors
+from asyncdal._session import DALSession, session_scope
+
+__all__ = ["READ_ONLY", "ReadPath", "guard_read_pool", "read_server_settings"]
+
+# BEGIN ... READ ONLY on the main pool (no read pool); asyncpg folds it into its BEGIN.
+READ_ONLY: dict[str, Any] = {"postgresql_readonly": True}
+
+
+def guard_read_pool(engine: AsyncEngine) -> None:
+    """Never hand out a read-pool connection that a read left able to write or in a transaction.
+
+    A read that ran ``SET default_transaction_read_only = off`` or a bare ``BEGIN`` would leave
+    its pooled connection so, and the pool's reset (a ``ROLLBACK`` only inside a transaction
+    the driver began) would not notice. The server reports the setting's changes to the
+    driver (PostgreSQL 14+) and the driver knows its transaction state, so this check at
+    checkout is local: no round trip. Such a connection is discarded and replaced.
+    """
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def check(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        read_only = getattr(driver.get_settings(), "default_transaction_read_only", "on")
+        if read_only != "on" or driver.is_in_transaction():
+            raise DisconnectionError("a read left this read-pool connection changed")
+
+
+def read_server_settings(server_settings: dict[str, str]) -> dict[str, str]:
+    """The startup settings of a read-pool connection: the main pool's, and read-only."""
+    return {**server_settings, "default_transaction_read_only": "on"}
+
+
+class ReadPath:
+    """Where reads outside a unit of work run: the read pool, or the main pool as a fallback.
+
+    ``sessionmaker`` makes sessions on the read engine; :meth:`session` opens one for a read
+    (on the main pool, in a ``BEGIN READ ONLY`` transaction).
+    """
+
+    def __init__(self, engine: AsyncEngine, *, read_pool: bool) -> None:
+        """Sessions on ``engine``; ``read_pool``: it is a read pool (autocommit, read-only)."""
+        self.engine = engine
+        self.read_pool = read_pool
+        self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
+            engine, class_=DALSession, expire_on_commit=False
+        )
+
+    @asynccontextmanager
+    async def session(self, *, busy_wait: float) -> AsyncIterator[DALSession]:
+        """A session for one read: read-only, never committed, driver errors mapped."""
+        # On the read pool a read leaves nothing to roll back: its close never waits.
+        async with session_scope(self.sessionmaker, busy_wait=busy_wait, quiet=self.read_pool) as (
+            session
+        ):
+            with wrap_errors():
+                if not self.read_pool:
+                    await session.connection(execution_options=READ_ONLY)
+                yield session
