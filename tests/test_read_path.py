@@ -14,15 +14,12 @@ from typing import cast
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
-from asyncdal import AsyncDALError, DALSession, Database, Settings
-from asyncdal._error_mapping import sqlstate_of
+from asyncdal import DALSession, Database, ReadOnlyTransactionError, Settings
 from tests._proxy import Proxy
 
 ONE_ROW = text("SELECT 1")
-REFUSED = (AsyncDALError, DBAPIError)
 
 
 @pytest.fixture
@@ -93,19 +90,18 @@ async def test_a_write_on_the_read_path_is_refused(committed_db: Database) -> No
     async def write(s: DALSession) -> None:
         await s.execute(text("INSERT INTO hashtags (tag) VALUES ('nope')"))
 
-    # The server refuses it (read_only_sql_transaction); the layer's error mapping decides
-    # which class the caller sees, so this checks the SQLSTATE it carries.
-    with pytest.raises(REFUSED) as caught:
+    # The server refuses it (read_only_sql_transaction), and the caller is told where to write.
+    with pytest.raises(ReadOnlyTransactionError, match=r"db\.session\(\)") as caught:
         await committed_db.gather(write)
-    assert sqlstate_of(caught.value) == "25006"
-    with pytest.raises(REFUSED) as caught:
+    assert caught.value.sqlstate == "25006"
+    with pytest.raises(ReadOnlyTransactionError) as caught:
         async with committed_db.read() as s:
             await write(s)
-    assert sqlstate_of(caught.value) == "25006"
-    with pytest.raises(REFUSED) as caught:
+    assert caught.value.sqlstate == "25006"
+    with pytest.raises(ReadOnlyTransactionError) as caught:
         async with committed_db.read() as s:
             await s.execute(text("CREATE TEMP TABLE t_nope (x int)"))
-    assert sqlstate_of(caught.value) == "25006"
+    assert caught.value.sqlstate == "25006"
     async with committed_db.session() as s:
         assert await s.scalar(text("SELECT count(*) FROM hashtags")) == 0
     # The read path's connections stay usable after a refused write.

@@ -272,6 +272,9 @@ def _check_names(options: Mapping[str, object]) -> None:
         )
 
 
+_KIND_NAMES = {"float | None": "a finite number", "float": "a finite number", "int | None": "int"}
+
+
 def _check_types(settings: Settings) -> None:
     """Each field has its declared type: no ``"5"`` for an int, no bool for a number, no NaN."""
     for name, kind in _TYPES.items():
@@ -282,7 +285,7 @@ def _check_types(settings: Settings) -> None:
             continue
         if kind == "bool":
             ok = isinstance(value, bool)
-        elif kind == "int":
+        elif kind.startswith("int"):
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif kind.startswith("float"):
             ok = (
@@ -294,6 +297,6 @@ def _check_types(settings: Settings) -> None:
             ok = isinstance(value, str)
         if not ok:
             raise ConfigurationError(
-                f"{name} must be {'a finite number' if kind.startswith('float') else kind}"
+                f"{name} must be {_KIND_NAMES.get(kind, kind)}"
                 f"{' or None' if kind.endswith('None') else ''}, got {value!r}"
             )

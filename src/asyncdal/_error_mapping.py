@@ -158,8 +158,8 @@ def translate_error(exc: BaseException, *, from_driver: bool = False) -> AsyncDA
         )
     if code == "25006":
         return ReadOnlyTransactionError(
-            "cannot write in a read-only transaction (db.gather runs reads read-only; write in "
-            "db.session() or db.transaction())",
+            "cannot write in a read-only transaction (db.gather, db.read() and db.get read on "
+            "connections that cannot write; write in db.session() or db.transaction())",
             sqlstate=code,
         )
     if code == "57014":

@@ -11,37 +11,25 @@ is older than the caller's own request.
 - A caller that is cancelled leaves its batch; the others are answered as usual. When every
   caller of a batch has left, its query is not run (or is cancelled if it is running).
 - An error of the query (the server gone, a timeout) is raised to every caller of that batch.
-- Keys are checked against the primary key's type before they join, so a caller's bad key
-  (a string for an integer key, an integer out of range) fails that caller alone.
+- Keys are checked against the primary key's column (the repositories' value checks) before
+  they join, so a caller's bad key (a string for an integer key, an integer out of range)
+  fails that caller alone.
 - Callers of one batch asking for the same key get the same object.
 """
 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Integer,
-    Select,
-    SmallInteger,
-    String,
-    Table,
-    bindparam,
-    inspect,
-    select,
-    tuple_,
-)
-from sqlalchemy import Uuid as UuidType
+from sqlalchemy import Column, Select, Table, bindparam, inspect, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from asyncdal._errors import InvalidQueryError
+from asyncdal._repository.values import checker_for
 from asyncdal._session import DALSession
 
 __all__ = ["MAX_BATCH", "Lookups", "ModelKeys"]
@@ -51,12 +39,6 @@ __all__ = ["MAX_BATCH", "Lookups", "ModelKeys"]
 MAX_BATCH = 500
 
 OpenRead = Callable[[], AbstractAsyncContextManager[DALSession]]
-
-_INT_RANGES: tuple[tuple[type[Any], int], ...] = (
-    (SmallInteger, 2**15),
-    (BigInteger, 2**63),
-    (Integer, 2**31),
-)
 
 
 @dataclass(frozen=True)
@@ -110,51 +92,21 @@ class ModelKeys:
 
 
 def _checker(model: str, column: Column[Any]) -> Callable[[Any], Any]:
-    """A check of one key value against ``column``'s type: the value, or InvalidQueryError."""
+    """The repositories' value check for ``column`` (see ``values``), returning the value."""
+    label = f"{model}.{column.key}"
+    try:
+        check = checker_for(column, label)
+    except TypeError:  # a key type the value checks do not know: only NULL is refused
 
-    def refuse(value: object, expected: str) -> InvalidQueryError:
-        shown = repr(value) if len(repr(value)) <= 60 else f"{type(value).__name__} value"
-        return InvalidQueryError(f"{model}.{column.key} is {expected}; got {shown}")
+        def check(value: object) -> None:
+            if value is None:
+                raise InvalidQueryError(f"{label}: expected a value, got None")
 
-    kind = column.type
-    for integer, bound in _INT_RANGES:
-        if isinstance(kind, integer):
-
-            def check_int(value: Any, bound: int = bound) -> Any:
-                if type(value) is not int or not -bound <= value < bound:
-                    bits = bound.bit_length() - 1
-                    raise refuse(value, f"an integer in [-2**{bits}, 2**{bits})")
-                return value
-
-            return check_int
-    if isinstance(kind, String):
-
-        def check_str(value: Any) -> Any:
-            if not isinstance(value, str) or "\x00" in value:
-                raise refuse(value, "a string without NUL characters")
-            return value
-
-        return check_str
-    if isinstance(kind, UuidType):
-
-        def check_uuid(value: Any) -> Any:
-            if isinstance(value, uuid.UUID):
-                return value
-            if isinstance(value, str):
-                try:
-                    return uuid.UUID(value)
-                except ValueError:
-                    pass
-            raise refuse(value, "a UUID")
-
-        return check_uuid
-
-    def check_other(value: Any) -> Any:
-        if value is None:
-            raise refuse(value, "not nullable")
+    def checked(value: Any) -> Any:
+        check(value)
         return value
 
-    return check_other
+    return checked
 
 
 @dataclass
