@@ -52,11 +52,20 @@ async def silent(migrated_url: str, proxy: Proxy) -> AsyncIterator[Database]:
 
 
 def _checked_out(db: Database) -> int:
-    return int(cast(QueuePool, db.engine.pool).checkedout())
+    """Connections checked out of the main pool and the read pool."""
+    pools = {db.engine.pool, db.read_engine.pool}
+    return sum(int(cast(QueuePool, pool).checkedout()) for pool in pools)
 
 
 async def _warm(db: Database) -> None:
+    """Three open connections in each pool: gather reads use the read pool, sessions the main."""
     await db.gather(*[lambda s: s.execute(text("SELECT 1"))] * 3)
+
+    async def unit() -> None:
+        async with db.session() as s:
+            await s.execute(text("SELECT 1"))
+
+    await asyncio.gather(*(unit() for _ in range(3)))
 
 
 async def _timed(coro: Any) -> tuple[BaseException | None, float]:
