@@ -7,10 +7,12 @@ server.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator
 from typing import cast
 
+import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -150,3 +152,25 @@ async def test_a_connection_a_read_left_writable_is_never_handed_out_again(
             assert await s.scalar(pid) == third  # a healthy connection is kept
         assert len({first, second, third}) == 3
         assert await db.gather(_one) == (1,)
+
+
+async def test_a_connection_the_server_closed_in_the_pool_is_replaced(
+    migrated_url: str, dsn: str
+) -> None:
+    async with Database.from_url(migrated_url, pool_size=1, max_overflow=0) as db:
+        pid = text("SELECT pg_backend_pid()")
+        async with db.read() as s:
+            first = await s.scalar(pid)
+        admin = await asyncpg.connect(dsn)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first) is True
+            gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
+            for _ in range(100):  # bounded: until the backend has ended
+                if await admin.fetchval(gone, first):
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.05)  # the driver reads the server's goodbye on its socket
+        async with db.read() as s:  # no DatabaseUnavailableError: a fresh connection
+            assert await s.scalar(pid) != first

@@ -42,7 +42,7 @@ READ_ONLY: dict[str, Any] = {"postgresql_readonly": True}
 
 
 def guard_read_pool(engine: AsyncEngine) -> None:
-    """Never hand out a read-pool connection that a read left able to write or in a transaction.
+    """Never hand out a read-pool connection that is closed, writable or in a transaction.
 
     A read that ran ``SET default_transaction_read_only = off`` or a bare ``BEGIN`` would leave
     its pooled connection so, and the pool's reset (a ``ROLLBACK`` only inside a transaction
@@ -54,6 +54,10 @@ def guard_read_pool(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def check(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
         driver = dbapi_connection.driver_connection
+        if driver.is_closed():
+            # The server ended it while it sat in the pool (a restart, pg_terminate_backend):
+            # a read returns its connection with no ROLLBACK that would have noticed.
+            raise DisconnectionError("the server closed this read-pool connection")
         read_only = getattr(driver.get_settings(), "default_transaction_read_only", "on")
         if read_only != "on" or driver.is_in_transaction():
             raise DisconnectionError("a read left this read-pool connection changed")
