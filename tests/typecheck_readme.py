@@ -39,3 +39,11 @@ async def readme_unit_of_work(db: Database, product_id: int) -> None:
         lambda s: OrderRepository(s).place(ada.id, {product_id: 2}), isolation="SERIALIZABLE"
     )
     assert_type(order, Order)
+
+
+async def readme_read_path(db: Database, user_id: int) -> None:
+    """The README's ``db.get`` and ``db.read()`` examples: typed by the model passed."""
+    assert_type(await db.get(User, user_id), User)
+    assert_type(await db.get_many(User, [user_id]), list[User])
+    async with db.read() as s:
+        assert_type(await UserRepository(s).count(), int)
