@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -119,7 +120,7 @@ async def walk(url: str, minimal_ini: Path) -> None:
     before = await _state(url)
     try:
         await asyncdal.downgrade(url, "base")
-    except asyncdal.AsyncDALError as exc:
+    except asyncdal.MigrationError as exc:
         print(f"   refused: {type(exc).__name__}: {exc}")
     else:
         raise WalkthroughError("asyncdal's downgrade dropped orders under invoices")
@@ -140,6 +141,22 @@ async def walk(url: str, minimal_ini: Path) -> None:
     tables, theirs, ours = await _state(url)
     _expect(theirs == ["inv1"] and ours == [head] and "invoices" in tables, "second upgrade")
     _expect(await asyncdal.check_schema(url) == [], "check_schema() after the second upgrade")
+    _step("the service's own test suite, on asyncdal's pytest plugin (if pytest is installed)")
+    if importlib.util.find_spec("pytest") is None:
+        print("   skipped: no pytest here (install 'asyncdal[testing]')")
+    else:
+        suite = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"],
+            env={**os.environ, "DATABASE_URL": url},
+            cwd=HERE,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        lines = (suite.stdout + suite.stderr).strip().splitlines()
+        _expect(suite.returncode == 0, "the service's tests failed:\n" + "\n".join(lines))
+        print(f"   {lines[-1] if lines else ''}")
     print(f"consumer walk-through passed (asyncdal at {head}, the service at inv1)")
 
 

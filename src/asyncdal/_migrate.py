@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from asyncdal._database import Database
 from asyncdal._error_mapping import sqlstate_of, wrap_errors
-from asyncdal._errors import MigrationError
+from asyncdal._errors import MigrationError, QueryError
 from asyncdal._versions import VERSION_TABLE, include_asyncdal, read_version
 
 __all__ = [
@@ -92,6 +92,8 @@ async def _run(target: Database | str | URL, fn: Callable[[Connection], Any]) ->
                 known = ", ".join(sorted(_revisions()))
                 message = f"unknown revision: {message} (asyncdal's: {known}, head, base)"
             raise MigrationError(message) from exc
+        except QueryError as exc:  # a statement of a migration the server refused
+            raise MigrationError(f"the migration failed: {exc}") from exc
         except SQLAlchemyError as exc:
             code = sqlstate_of(exc)
             where = f" (SQLSTATE {code})" if code else ""
