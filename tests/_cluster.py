@@ -1,7 +1,8 @@
 """Real multi-server set-ups for the scaling tests: streaming replicas, PgBouncer, failover.
 
 Everything runs on 127.0.0.1, on free ports, in temporary directories removed on exit (also when
-the block raises). Servers run as the ``postgres`` account when the tests run as root, like
+the block raises, and by the embedded server's watchdog process if the test run is killed).
+Servers run as the ``postgres`` account when the tests run as root, like
 :class:`EmbeddedPostgres` does (PostgreSQL and PgBouncer both refuse root).
 
 - :func:`standby`: a hot standby of a running primary, made with ``pg_basebackup -R``, with an
@@ -21,6 +22,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -31,6 +33,7 @@ import pytest
 
 from asyncdal.testing import EmbeddedPostgres
 from asyncdal.testing._pg_binaries import SUPERUSER, find_bin_dir, server_account
+from asyncdal.testing._watchdog import TEMP_PREFIX
 
 __all__ = [
     "PgBouncer",
@@ -75,18 +78,39 @@ def _free_port() -> int:
     return port
 
 
-def _temp_dir(prefix: str) -> Path:
-    temp = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+_WATCHDOG = Path(sys.modules[EmbeddedPostgres.__module__].__file__ or "").with_name("_watchdog.py")
+
+
+@contextlib.contextmanager
+def _temp_dir(kind: str) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
+    """A temporary directory and a watchdog that removes it, and kills what ran there, when
+    this block ends or this process dies (even by SIGKILL: the watchdog sees its stdin close)."""
+    temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{kind}-", dir="/tmp"))
     account = server_account()
     if account is not None:
         os.chown(temp, *account)
-    return temp
+    watchdog = subprocess.Popen(
+        [sys.executable, "-I", str(_WATCHDOG), str(temp)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        yield temp, watchdog
+    finally:
+        if watchdog.stdin is not None:
+            watchdog.stdin.close()
+        watchdog.wait(30)
+        shutil.rmtree(temp, ignore_errors=True)
 
 
-def _popen(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
+def _popen(
+    cmd: list[str], log: Path, cwd: Path, watchdog: subprocess.Popen[bytes] | None = None
+) -> subprocess.Popen[bytes]:
     account = server_account()
     with log.open("ab") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -98,6 +122,10 @@ def _popen(cmd: list[str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
             group=None if account is None else account[1],
             extra_groups=None if account is None else [],
         )
+    if watchdog is not None and watchdog.stdin is not None:
+        watchdog.stdin.write(f"+{proc.pid}\n".encode())
+        watchdog.stdin.flush()
+    return proc
 
 
 def _run(cmd: list[str], cwd: Path) -> None:
@@ -188,10 +216,8 @@ def standby(
     bin_dir = _bin_dir()
     assert bin_dir is not None
     assert primary.port is not None
-    temp = _temp_dir("asyncdal-standby-")
-    data = temp / "data"
-    proc: subprocess.Popen[bytes] | None = None
-    try:
+    with _temp_dir("standby") as (temp, watchdog):
+        data = temp / "data"
         _run(
             [
                 str(bin_dir / "pg_basebackup"),
@@ -218,19 +244,17 @@ def standby(
         cmd += ["-k", str(temp / "sock"), "-h", "127.0.0.1"]
         cmd += [arg for k, v in options.items() for arg in ("-c", f"{k}={v}")]
         log = temp / "standby.log"
-        proc = _popen(cmd, log, temp)
-        running = proc
-        wait_until(
-            lambda: running.poll() is not None or _pid_status(data) in {"ready", "standby"},
-            "the standby to accept connections",
-        )
-        if proc.poll() is not None:
-            raise RuntimeError(f"the standby exited:\n{log.read_text()[-3000:]}")
-        yield Standby(port, primary.database, data, log, proc, bin_dir)
-    finally:
-        if proc is not None:
+        proc = _popen(cmd, log, temp, watchdog)
+        try:
+            wait_until(
+                lambda: proc.poll() is not None or _pid_status(data) in {"ready", "standby"},
+                "the standby to accept connections",
+            )
+            if proc.poll() is not None:
+                raise RuntimeError(f"the standby exited:\n{log.read_text()[-3000:]}")
+            yield Standby(port, primary.database, data, log, proc, bin_dir)
+        finally:
             _stop(proc)
-        shutil.rmtree(temp, ignore_errors=True)
 
 
 @dataclass
@@ -245,6 +269,44 @@ class PgBouncer:
         """An SQLAlchemy URL of the database, through PgBouncer."""
         return f"postgresql+asyncpg://{SUPERUSER}@127.0.0.1:{self.port}/{self.database}"
 
+    def stats(self) -> dict[str, int]:
+        """PgBouncer's own counters for the database (``SHOW STATS``: total_query_count...).
+
+        Through ``psql``: the admin console speaks the simple query protocol only.
+        """
+        bin_dir = _bin_dir()
+        assert bin_dir is not None
+        out = subprocess.run(
+            [
+                str(bin_dir / "psql"),
+                "-X",
+                "-A",
+                "-F",
+                "\t",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                "pgbouncer",
+                "-c",
+                "SHOW STATS",
+            ],
+            capture_output=True,
+            check=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if not k.startswith("PG")},
+        ).stdout.decode()
+        header, *rows = out.splitlines()
+        names = header.split("\t")
+        for row in rows:
+            values = dict(zip(names, row.split("\t"), strict=False))
+            if values.get("database") == self.database:
+                return {k: int(v) for k, v in values.items() if v.isdigit()}
+        return {}
+
 
 @contextlib.contextmanager
 def pgbouncer(server_port: int, database: str, *, pool_size: int = 4) -> Iterator[PgBouncer]:
@@ -255,43 +317,45 @@ def pgbouncer(server_port: int, database: str, *, pool_size: int = 4) -> Iterato
     """
     executable = find_pgbouncer()
     assert executable is not None
-    temp = _temp_dir("asyncdal-pgbouncer-")
-    port = _free_port()
-    (temp / "users.txt").write_text(f'"{SUPERUSER}" ""\n')
-    (temp / "pgbouncer.ini").write_text(
-        "\n".join(
-            [
-                "[databases]",
-                f"* = host=127.0.0.1 port={server_port}",
-                "[pgbouncer]",
-                "listen_addr = 127.0.0.1",
-                f"listen_port = {port}",
-                "unix_socket_dir =",
-                "auth_type = trust",
-                f"auth_file = {temp / 'users.txt'}",
-                "pool_mode = transaction",
-                f"default_pool_size = {pool_size}",
-                "max_client_conn = 1000",
-                "server_reset_query =",
-                f"logfile = {temp / 'pgbouncer.log'}",
-                f"pidfile = {temp / 'pgbouncer.pid'}",
-                "",
-            ]
+    with _temp_dir("bouncer") as (temp, watchdog):
+        port = _free_port()
+        (temp / "users.txt").write_text(f'"{SUPERUSER}" ""\n')
+        (temp / "pgbouncer.ini").write_text(
+            "\n".join(
+                [
+                    "[databases]",
+                    f"* = host=127.0.0.1 port={server_port}",
+                    "[pgbouncer]",
+                    "listen_addr = 127.0.0.1",
+                    f"listen_port = {port}",
+                    "unix_socket_dir =",
+                    "auth_type = trust",
+                    f"auth_file = {temp / 'users.txt'}",
+                    "pool_mode = transaction",
+                    f"default_pool_size = {pool_size}",
+                    "max_client_conn = 1000",
+                    "server_reset_query =",
+                    f"admin_users = {SUPERUSER}",
+                    "stats_period = 1",
+                    f"logfile = {temp / 'pgbouncer.log'}",
+                    f"pidfile = {temp / 'pgbouncer.pid'}",
+                    "",
+                ]
+            )
         )
-    )
-    account = server_account()
-    if account is not None:
-        for path in temp.iterdir():
-            os.chown(path, *account)
-    proc = _popen([executable, str(temp / "pgbouncer.ini")], temp / "stdout.log", temp)
-    try:
-        wait_until(lambda: proc.poll() is not None or _accepts(port), "PgBouncer to listen")
-        if proc.poll() is not None:
-            raise RuntimeError(f"pgbouncer exited:\n{(temp / 'stdout.log').read_text()[-3000:]}")
-        yield PgBouncer(port, database)
-    finally:
-        _stop(proc)
-        shutil.rmtree(temp, ignore_errors=True)
+        account = server_account()
+        if account is not None:
+            for path in temp.iterdir():
+                os.chown(path, *account)
+        log = temp / "stdout.log"
+        proc = _popen([executable, str(temp / "pgbouncer.ini")], log, temp, watchdog)
+        try:
+            wait_until(lambda: proc.poll() is not None or _accepts(port), "PgBouncer to listen")
+            if proc.poll() is not None:
+                raise RuntimeError(f"pgbouncer exited:\n{log.read_text()[-3000:]}")
+            yield PgBouncer(port, database)
+        finally:
+            _stop(proc)
 
 
 @contextlib.contextmanager

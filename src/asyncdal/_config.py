@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
@@ -17,6 +18,9 @@ from asyncdal._url_params import url_fields, url_query
 __all__ = ["Settings", "mask_url", "normalize_url", "timeout_ms"]
 
 _DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
+# ASYNCDAL_REPLICA_URLS is split before each URL's scheme, not at every comma: a multi-host URL
+# has commas of its own.
+_URL_SPLIT = re.compile(r"\s*,\s*(?=postgres(?:ql)?(?:\+asyncpg)?://)")
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -111,6 +115,14 @@ class Settings:
             read pool; those reads run on the main pool in ``BEGIN READ ONLY`` transactions
             (two round trips more per read, no extra connections; e.g. behind PgBouncer in
             transaction mode, which forwards no startup settings).
+        replicas: URLs of streaming replicas of ``url``; reads without a unit of work
+            (``db.read()``, ``db.gather``) go to them (see ``docs/scaling.md``).
+        replica_wait: seconds a read after a write waits for a replica to replay that write
+            before it reads from the primary instead.
+        pgbouncer: the URL points at PgBouncer in transaction mode: no statement cache (its
+            named prepared statements would collide on shared server connections) and no
+            startup ``statement_timeout`` (PgBouncer refuses it; set it on the role); no read
+            pool either (its read-only startup setting would be refused too).
     """
 
     url: URL
@@ -126,9 +138,21 @@ class Settings:
     echo: bool = False
     slow_query_threshold: float | None = None
     read_pool_size: int | None = None
+    replicas: tuple[URL, ...] = ()
+    replica_wait: float = 0.5
+    pgbouncer: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_url(self.url))
+        object.__setattr__(self, "replicas", _replica_urls(self.replicas))
+        if not self.replica_wait >= 0:
+            raise ConfigurationError(f"replica_wait must be >= 0, got {self.replica_wait!r}")
+        if self.pgbouncer and self.statement_timeout is not None:
+            raise ConfigurationError(
+                "statement_timeout cannot be sent through PgBouncer (pgbouncer=True): it "
+                "refuses the startup parameter; set it on the role instead "
+                "(ALTER ROLE ... SET statement_timeout = ...)"
+            )
         _check_types(self)
         # URL parameters that are settings (application_name, connect_timeout) apply unless
         # the same setting was given with another value.
@@ -197,13 +221,14 @@ class Settings:
     @property
     def read_capacity(self) -> int:
         """The most connections the read pool will open at once (``0``: no read pool)."""
+        if self.pgbouncer:
+            return 0  # PgBouncer forwards no startup settings (default_transaction_read_only)
         size = self.pool_size if self.read_pool_size is None else self.read_pool_size
         return size + self.max_overflow if size else 0
 
     def __repr__(self) -> str:
         values = ", ".join(
-            f"{f.name}={mask_url(self.url) if f.name == 'url' else getattr(self, f.name)!r}"
-            for f in fields(self)
+            f"{f.name}={_shown(f.name, getattr(self, f.name))}" for f in fields(self)
         )
         return f"Settings({values})"
 
@@ -216,6 +241,9 @@ class Settings:
         ``ASYNCDAL_POOL_PRE_PING``, ``ASYNCDAL_STATEMENT_TIMEOUT``,
         ``ASYNCDAL_CONNECT_TIMEOUT``, ``ASYNCDAL_APPLICATION_NAME``, ``ASYNCDAL_ECHO``,
         ``ASYNCDAL_SLOW_QUERY_THRESHOLD``, ``ASYNCDAL_READ_POOL_SIZE``.
+        ``ASYNCDAL_SLOW_QUERY_THRESHOLD``,
+        ``ASYNCDAL_REPLICA_URLS`` (comma-separated), ``ASYNCDAL_REPLICA_WAIT``,
+        ``ASYNCDAL_PGBOUNCER``.
         Keyword ``overrides`` win over the environment.
         """
         env = os.environ if environ is None else environ
@@ -225,6 +253,11 @@ class Settings:
             values["url"] = url
         for f in fields(cls):
             raw = env.get(f"ASYNCDAL_{f.name.upper()}")
+            if f.name == "replicas":
+                urls = env.get("ASYNCDAL_REPLICA_URLS", "").strip()
+                if urls:
+                    values["replicas"] = tuple(_URL_SPLIT.split(urls))
+                continue
             if raw is None or f.name == "url":
                 continue
             values[f.name] = _parse(f.name, raw, f.type)
@@ -278,7 +311,7 @@ _KIND_NAMES = {"float | None": "a finite number", "float": "a finite number", "i
 def _check_types(settings: Settings) -> None:
     """Each field has its declared type: no ``"5"`` for an int, no bool for a number, no NaN."""
     for name, kind in _TYPES.items():
-        if name == "url":
+        if name in {"url", "replicas"}:  # URLs, checked by normalize_url
             continue
         value = getattr(settings, name)
         if value is None and kind.endswith("None"):
@@ -300,3 +333,18 @@ def _check_types(settings: Settings) -> None:
                 f"{name} must be {_KIND_NAMES.get(kind, kind)}"
                 f"{' or None' if kind.endswith('None') else ''}, got {value!r}"
             )
+
+
+def _replica_urls(urls: Iterable[str | URL] | str | URL) -> tuple[URL, ...]:
+    if isinstance(urls, str | URL):
+        raise ConfigurationError("replicas must be a list of URLs, not one URL")
+    return tuple(normalize_url(u) for u in urls)
+
+
+def _shown(name: str, value: object) -> str:
+    """A setting as ``repr`` shows it: URLs with their password masked."""
+    if name == "url" and isinstance(value, str | URL):
+        return mask_url(value)
+    if name == "replicas" and isinstance(value, tuple):
+        return "(" + ", ".join(mask_url(u) for u in value) + ")"
+    return repr(value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, Self, TypeVar, Unpack, cast, overload
 
@@ -23,6 +23,7 @@ from asyncdal._lookups import Lookups
 from asyncdal._network import tune_connection
 from asyncdal._observe import Observer
 from asyncdal._reads import ReadPath, guard_read_pool, read_server_settings
+from asyncdal._replicas import ReadRouter, Server
 from asyncdal._session import DALSession, session_scope
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import DatabaseStats, ObservedPool, snapshot
@@ -73,15 +74,38 @@ class Database:
         self._read_path = ReadPath(self.read_engine, read_pool=has_read_pool)
         #: Sessions on the read engine (what :meth:`read` uses, before making them read-only).
         self.read_sessionmaker: async_sessionmaker[DALSession] = self._read_path.sessionmaker
+        replicas = [self._replica(url) for url in settings.replicas]
+        self._router = ReadRouter(
+            Server(self._read_path, self.sessionmaker, primary=True),
+            replicas,
+            wait=settings.replica_wait,
+            busy_wait=self._busy_wait,
+        )
         self._lookups = Lookups(self.read)
         # The bounds shared by every db.gather of this Database, one per pool. asyncio
         # primitives belong to one event loop, so they are made per loop, lazily.
         self._gather_limiters: dict[str, tuple[asyncio.AbstractEventLoop, Slots]] = {}
 
-    def _create_engine(self, pool_size: int, *, read_only: bool) -> AsyncEngine:
-        """An engine with the settings' pool options; ``read_only``: the read pool's."""
+    def _replica(self, url: URL) -> Server:
+        """A replica's pool: a read pool (or, without one, BEGIN READ ONLY) on ``url``."""
+        read_pool = self.settings.read_capacity > 0
+        size = self.settings.read_capacity - self.settings.max_overflow
+        engine = self._create_engine(
+            size if read_pool else self.settings.pool_size, read_only=read_pool, url=url
+        )
+        sessionmaker = async_sessionmaker(engine, class_=DALSession, expire_on_commit=False)
+        return Server(ReadPath(engine, read_pool=read_pool), sessionmaker, primary=False)
+
+    def _create_engine(
+        self, pool_size: int, *, read_only: bool, url: URL | None = None
+    ) -> AsyncEngine:
+        """An engine with the settings' pool options; ``read_only``: the read pool's.
+
+        ``url``: a replica's (default: the primary's).
+        """
         settings = self.settings
-        query = url_query(settings.url)
+        url = settings.url if url is None else url
+        query = url_query(url)
         connect_args = connect_args_from_url(query)
         server_settings = {
             **connect_args.pop("server_settings", {}),
@@ -89,13 +113,20 @@ class Database:
         }
         if settings.statement_timeout is not None:
             server_settings["statement_timeout"] = str(timeout_ms(settings.statement_timeout))
+        if settings.pgbouncer:
+            # Behind a transaction pooler, consecutive transactions of one client connection
+            # run on different server connections: a named prepared statement may be missing
+            # there, or its name taken by another client's. Unnamed statements only.
+            connect_args["statement_cache_size"] = 0
+            connect_args["prepared_statement_cache_size"] = 0
         options: dict[str, Any] = {}
         if read_only:
             server_settings = read_server_settings(server_settings)
             options["isolation_level"] = "AUTOCOMMIT"
         engine = create_async_engine(
-            # The query parameters are translated into connect_args, not passed on as-is.
-            settings.url.set(query={}),
+            # The query parameters are translated into connect_args, not passed on as-is; a
+            # multi-host list stays: SQLAlchemy makes it asyncpg's host and port lists.
+            url.set(query={"host": url.query["host"]} if "host" in url.query else {}),
             pool_size=pool_size,
             max_overflow=settings.max_overflow,
             pool_timeout=settings.pool_timeout,
@@ -164,9 +195,11 @@ class Database:
                     if session._dal_misuse is not None:
                         raise session._dal_misuse
                     await session.commit()
+            # Also when the block committed by itself (in_transaction() is False again then).
+            await self._router.record_write()
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[DALSession]:
+    async def read(self, *, after: str | None = None) -> AsyncIterator[DALSession]:
         """A session for reads outside a unit of work: read-only, never committed.
 
         It runs on the read pool (see ``Settings.read_pool_size``): no transaction, so each
@@ -175,14 +208,29 @@ class Database:
         statements, or ``SET LOCAL``, or ``Repository.stream`` (a server-side cursor needs a
         transaction), use ``db.session()``.
 
+        With ``replicas`` configured, it runs on the next replica in turn that has replayed
+        this context's last write (``db.session()``/``db.transaction()``) and the write of
+        ``after`` (a :meth:`write_token`), waiting up to ``replica_wait`` seconds for one, else
+        on the primary. A replica that cannot be reached is skipped; when none is left, the
+        primary serves. ``db.get``/``get_many`` read the same way.
+
         Example::
 
-            async with db.read() as s:
+            async with db.read(after=request.cookies.get("written")) as s:
                 top = await SocialQueries(s).top_users(limit=5)
         """
         with self.observer.errors():
-            async with self._read_path.session(busy_wait=self._busy_wait) as session:
+            async with self._router.session(after=after) as (_, session):
                 yield session
+
+    def write_token(self) -> str | None:
+        """An opaque token for this context's last committed write (``None``: no write yet).
+
+        Hand it to the client (a cookie, a header) and pass it back as ``after=`` to
+        :meth:`read` or :meth:`gather` in a later request: that read then sees the write even
+        on a replica. Only meaningful with ``replicas`` configured.
+        """
+        return self._router.write_token()
 
     async def get(self, model: type[M], key: Any) -> M:
         """The ``model`` row with primary key ``key``, read outside any unit of work.
@@ -282,6 +330,7 @@ class Database:
         consistent: bool = False,
         timeout: float | None = None,  # noqa: ASYNC109 (a group deadline, applied with asyncio.timeout)
         limit: int | None = None,
+        after: str | None = None,
     ) -> tuple[Any, ...]:
         """Run ``reads`` concurrently, each in its own session; the results in order.
 
@@ -300,7 +349,9 @@ class Database:
                 SNAPSHOT``. The cost: one extra round trip per read, every read at REPEATABLE
                 READ, the first read's connection held until the last read has imported the
                 snapshot, and all the group's connections reserved together before it starts
-                (it may wait longer for them, and needs at least two).
+                (it may wait longer for them, and needs at least two). With
+                ``pgbouncer=True`` the reads run one after another in one REPEATABLE READ
+                transaction instead: the same snapshot, one server connection, no overlap.
             timeout: seconds for the whole group. When it passes, the reads are cancelled,
                 their queries are cancelled on the server too, and :class:`QueryTimeoutError`
                 is raised.
@@ -310,6 +361,10 @@ class Database:
                 pool's ``read_capacity``, or the main pool's ``capacity`` for consistent
                 groups), so the rest of the service still gets connections. More reads than
                 that queue; they do not fail.
+            after: a :meth:`write_token`: the reads see that write (see :meth:`read`).
+
+        With ``replicas`` configured, each read runs on a replica as :meth:`read` does (a
+        consistent group: all on the one server its first read landed on).
 
         The first read that fails cancels the others, and its exception is raised (driver
         errors mapped to the layer's, e.g. :class:`NotFoundError`). Every session is closed and
@@ -323,16 +378,22 @@ class Database:
                 lambda s: SocialQueries(s).trending_hashtags(days=7),
             )
         """
+        self._router.target(after)  # a bad token fails here, before any read starts
+
+        def open_read(
+            snapshot: bool, on: object | None
+        ) -> AbstractAsyncContextManager[tuple[object, DALSession]]:
+            return self._router.session(after=after, snapshot=snapshot, on=on)
+
         with self.observer.gather(reads, consistent) as observed:
             return await gather_reads(
-                self._read_path,
-                self.sessionmaker,
+                open_read,
                 self._gather_slots("main" if consistent else "read"),
                 observed,
-                busy_wait=self._busy_wait,
                 consistent=consistent,
                 timeout=timeout,
                 limit=limit,
+                one_connection=self.settings.pgbouncer,
             )
 
     def _gather_slots(self, pool: str) -> Slots:
@@ -376,7 +437,7 @@ class Database:
             )
         """
         with self.observer.transaction(isolation, retries) as on_retry:
-            return await run_transaction(
+            result = await run_transaction(
                 self.sessionmaker,
                 fn,
                 retries=retries,
@@ -384,6 +445,8 @@ class Database:
                 on_retry=on_retry,
                 busy_wait=self._busy_wait,
             )
+        await self._router.record_write()
+        return result
 
     def stats(self) -> DatabaseStats:
         """A snapshot of the pool (size, checked out, overflow, waiting) and of the layer's work.
@@ -409,6 +472,8 @@ class Database:
         await self.engine.dispose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
+        for replica in self._router.replicas:
+            await replica.engine.dispose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -13,23 +13,27 @@ import asyncio
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import InvalidQueryError, QueryTimeoutError, StaleStatementError
 from asyncdal._limiter import Slots
-from asyncdal._reads import ReadPath
-from asyncdal._session import DALSession, session_scope
+from asyncdal._session import DALSession
 
-__all__ = ["GatherOptions", "Read", "gather_reads"]
+__all__ = ["GatherOptions", "OpenRead", "Read", "gather_reads"]
 
 T = TypeVar("T")
 
 #: One read: called with its own session, returns an awaitable of its result.
 Read = Callable[[DALSession], Awaitable[T]]
+
+#: Opens a session for one read (closed at the end of the block, whatever happens) and
+#: yields the server it chose and the session. ``snapshot``: in a REPEATABLE READ READ ONLY
+#: transaction, begun; else on the read path. ``on``: that server (``None``: any suitable).
+OpenRead = Callable[[bool, object | None], AbstractAsyncContextManager[tuple[object, DALSession]]]
 
 
 class GatherOptions(TypedDict, total=False):
@@ -38,11 +42,8 @@ class GatherOptions(TypedDict, total=False):
     consistent: bool
     timeout: float | None
     limit: int | None
+    after: str | None
 
-
-# A consistent group's reads: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY on the main pool,
-# rolled back when the session closes. asyncpg folds the options into its BEGIN.
-_SNAPSHOT_READ: dict[str, Any] = {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"}
 
 # What pg_export_snapshot() returns: hex fields joined by dashes ("00000003-0000001B-1").
 _SNAPSHOT_ID = re.compile(r"\A[0-9A-F]{1,16}(?:-[0-9A-F]{1,16}){1,2}\Z")
@@ -53,6 +54,7 @@ class _SharedSnapshot:
 
     def __init__(self, importers: int) -> None:
         self.snapshot_id: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self.server: object | None = None  # where the snapshot was exported
         self._pending = importers
         self.all_imported = asyncio.Event()
         if importers == 0:
@@ -65,12 +67,7 @@ class _SharedSnapshot:
 
 
 async def _run_read(
-    read_path: ReadPath,
-    sessionmaker: async_sessionmaker[DALSession],
-    read: Read[T],
-    role: str,
-    shared: _SharedSnapshot | None,
-    busy_wait: float,
+    open_read: OpenRead, read: Read[T], role: str, shared: _SharedSnapshot | None
 ) -> T:
     """Run one read in a session of its own: on the read path, or in a snapshot transaction.
 
@@ -78,50 +75,69 @@ async def _run_read(
     session: it wrote nothing, and the caches are cleared by then.
     """
     if shared is not None:
-        return await _run_snapshot_read(sessionmaker, read, role, shared, busy_wait)
+        return await _run_snapshot_read(open_read, read, role, shared)
     try:
-        return await _run_plain_read(read_path, read, busy_wait)
+        return await _run_plain_read(open_read, read)
     except StaleStatementError:
-        return await _run_plain_read(read_path, read, busy_wait)
+        return await _run_plain_read(open_read, read)
 
 
-async def _run_plain_read(read_path: ReadPath, read: Read[T], busy_wait: float) -> T:
+async def _run_plain_read(open_read: OpenRead, read: Read[T]) -> T:
     # The read path: one round trip per statement, nothing to commit or roll back.
-    async with read_path.session(busy_wait=busy_wait) as session:
+    async with open_read(False, None) as (_, session):
         return await read(session)
 
 
 async def _run_snapshot_read(
-    sessionmaker: async_sessionmaker[DALSession],
-    read: Read[T],
-    role: str,
-    shared: _SharedSnapshot,
-    busy_wait: float,
+    open_read: OpenRead, read: Read[T], role: str, shared: _SharedSnapshot
 ) -> T:
-    async with session_scope(sessionmaker, busy_wait=busy_wait) as session:
-        with wrap_errors():
-            if role == "export":
-                await session.connection(execution_options=_SNAPSHOT_READ)
+    if role == "export":
+        async with open_read(True, None) as (server, session):
+            with wrap_errors():
                 snapshot_id = (
                     await session.execute(select(func.pg_export_snapshot()))
                 ).scalar_one()
-                shared.snapshot_id.set_result(snapshot_id)
-            else:
-                snapshot_id = await shared.snapshot_id
-                if not _SNAPSHOT_ID.fullmatch(snapshot_id):
-                    raise RuntimeError(f"unexpected snapshot id from the server: {snapshot_id!r}")
-                await session.connection(execution_options=_SNAPSHOT_READ)
-                # SET TRANSACTION SNAPSHOT takes no bind parameter. The id is inlined, but it
-                # comes from the server's pg_export_snapshot() and was checked above to be
-                # hex digits and dashes only, so it cannot carry SQL.
-                await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
-                shared.imported()
+            shared.server = server
+            shared.snapshot_id.set_result(snapshot_id)
             result = await read(session)
-            if role == "export":
-                # The snapshot lives as long as the exporting transaction: keep it open until
-                # every other read has imported it.
-                await shared.all_imported.wait()
+            # The snapshot lives as long as the exporting transaction: keep it open until
+            # every other read has imported it.
+            await shared.all_imported.wait()
             return result
+    snapshot_id = await shared.snapshot_id
+    if not _SNAPSHOT_ID.fullmatch(snapshot_id):
+        raise RuntimeError(f"unexpected snapshot id from the server: {snapshot_id!r}")
+    # On the exporter's server: a snapshot exists on one server only.
+    async with open_read(True, shared.server) as (_, session):
+        with wrap_errors():
+            # SET TRANSACTION SNAPSHOT takes no bind parameter. The id is inlined, but it
+            # comes from the server's pg_export_snapshot() and was checked above to be
+            # hex digits and dashes only, so it cannot carry SQL.
+            await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
+        shared.imported()
+        return await read(session)
+
+
+async def _in_one_transaction(
+    open_read: OpenRead,
+    slots: Slots,
+    reads: Sequence[Read[Any]],
+    timeout: float | None,  # noqa: ASYNC109 (a group deadline, applied with asyncio.timeout)
+) -> tuple[Any, ...]:
+    """The reads in order, in one snapshot (REPEATABLE READ READ ONLY), on one connection."""
+    try:
+        async with asyncio.timeout(timeout):
+            await slots.acquire(1)
+            try:
+                async with open_read(True, None) as (_, session):
+                    return tuple([await read(session) for read in reads])
+            finally:
+                slots.release(1)
+    except TimeoutError as exc:
+        raise QueryTimeoutError(
+            f"db.gather() of {len(reads)} reads did not finish within {timeout} s; "
+            "the reads were cancelled, and the server was asked to cancel their queries"
+        ) from exc
 
 
 def _check(reads: Sequence[object], timeout: float | None, limit: int | None) -> None:
@@ -143,25 +159,29 @@ def _check(reads: Sequence[object], timeout: float | None, limit: int | None) ->
 
 
 async def gather_reads(
-    read_path: ReadPath,
-    sessionmaker: async_sessionmaker[DALSession],
+    open_read: OpenRead,
     slots: Slots,
     reads: Sequence[Read[Any]],
     *,
     consistent: bool = False,
     timeout: float | None = None,  # noqa: ASYNC109 (a group deadline, applied with asyncio.timeout)
     limit: int | None = None,
-    busy_wait: float = 60.0,
+    one_connection: bool = False,
 ) -> tuple[Any, ...]:
     """Run ``reads`` concurrently, each in its own session; see :meth:`Database.gather`.
 
-    Plain reads run on ``read_path``; a consistent group in snapshot transactions of
-    ``sessionmaker`` (the main pool). ``slots`` is the limiter shared by every gather of one
+    ``open_read`` opens each read's session (plain reads on the read path; a consistent group
+    in snapshot transactions). ``slots`` is the limiter shared by every gather of one
     ``Database`` on that pool: it bounds how many connections all fan-outs together may hold.
+    ``one_connection``: a consistent group runs its reads one after another in one REPEATABLE
+    READ transaction instead (behind a transaction pooler, an exporter holding a server
+    connection while its importers queue for one deadlocks when the pooler's pool is small).
     """
     _check(reads, timeout, limit)
     if not reads:
         return ()
+    if consistent and one_connection:
+        return await _in_one_transaction(open_read, slots, reads, timeout)
     width = min(len(reads), limit or slots.total, slots.total)
     shared: _SharedSnapshot | None = None
     if consistent:
@@ -182,9 +202,7 @@ async def gather_reads(
                 if shared is None:
                     await slots.acquire(1)
                 try:
-                    results[index] = await _run_read(
-                        read_path, sessionmaker, read, role, shared, busy_wait
-                    )
+                    results[index] = await _run_read(open_read, read, role, shared)
                 finally:
                     if shared is None:
                         slots.release(1)

@@ -1,0 +1,188 @@
+"""Reads on a real streaming replica, with read-your-writes by WAL position.
+
+The replica (``pg_basebackup -R``) applies WAL 300 ms late (``recovery_min_apply_delay``), so a
+row just written is visibly missing there for a while. Each read reports where it ran with
+``pg_is_in_recovery()``: true on the replica, false on the primary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from sqlalchemy import func, select
+
+from asyncdal import DALSession, Database, InvalidQueryError, upgrade
+from asyncdal.accounts import User
+from asyncdal.testing import EmbeddedPostgres
+from tests._cluster import Standby, requires_replication, standby
+
+pytestmark = requires_replication
+
+T = TypeVar("T")
+APPLY_DELAY_MS = 300
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def primary() -> Iterator[EmbeddedPostgres]:
+    with EmbeddedPostgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def replica(primary: EmbeddedPostgres) -> AsyncIterator[Standby]:
+    await upgrade(primary.url)
+    with standby(primary, apply_delay_ms=APPLY_DELAY_MS) as server:
+        yield server
+
+
+def fresh(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Run ``coro`` in a brand-new context: another request, with no write of its own."""
+    return asyncio.create_task(coro, context=contextvars.Context())
+
+
+async def add_user(db: Database) -> str:
+    name = f"u{next(_names)}"
+    async with db.session() as s:
+        s.add(User(username=name, email=f"{name}@example.org"))
+    return name
+
+
+async def where_and_found(s: DALSession, name: str) -> tuple[bool, bool]:
+    """(ran on a replica, the user is visible)."""
+    on_replica = await s.scalar(select(func.pg_is_in_recovery()))
+    found = await s.scalar(select(func.count()).select_from(User).where(User.username == name))
+    return bool(on_replica), found == 1
+
+
+async def read(db: Database, name: str, after: str | None = None) -> tuple[bool, bool]:
+    async with db.read(after=after) as s:
+        return await where_and_found(s, name)
+
+
+async def test_reads_without_a_write_go_to_the_replica_and_can_miss(
+    primary: EmbeddedPostgres, replica: Standby
+) -> None:
+    async with Database.from_url(primary.url, replicas=[replica.url]) as db:
+        name = await fresh(add_user(db))
+        on_replica, found = await fresh(read(db, name))
+        # No write in this context, no token: no waiting, the lagging replica answers.
+        assert on_replica
+        assert not found
+
+
+async def test_read_your_writes_in_the_same_context(
+    primary: EmbeddedPostgres, replica: Standby
+) -> None:
+    # replica_wait above the apply delay: the read waits for the replica and is served there.
+    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=2.0) as db:
+        name = await add_user(db)
+        assert await read(db, name) == (True, True)
+    # replica_wait below the delay: the primary serves, and still sees the write.
+    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=0.01) as db:
+        for _ in range(10):
+            name = await add_user(db)
+            assert await read(db, name) == (False, True)
+
+
+async def test_a_write_token_carries_the_write_to_another_context(
+    primary: EmbeddedPostgres, replica: Standby
+) -> None:
+    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=0.05) as db:
+        assert db.write_token() is None
+
+        async def write() -> tuple[str, str | None]:
+            return await add_user(db), db.write_token()
+
+        misses_with, misses_without = 0, 0
+        for _ in range(10):
+            name, token = await fresh(write())
+            assert token is not None
+            assert token.startswith("w1.")
+            without = await fresh(read(db, name))
+            with_token = await fresh(read(db, name, after=token))
+            misses_without += not without[1]
+            misses_with += not with_token[1]
+            assert without[0]  # no token: the replica
+        assert misses_with == 0
+        assert misses_without > 0
+
+
+async def test_hostile_tokens_are_refused(primary: EmbeddedPostgres, replica: Standby) -> None:
+    async with Database.from_url(primary.url, replicas=[replica.url]) as db:
+        for token in ["", "w1.", "w1.xyz", "w2.10", "w1." + "f" * 17, "w1.10; DROP", "w1.-1"]:
+            with pytest.raises(InvalidQueryError):
+                async with db.read(after=token):
+                    pass
+        # A far-future position: bounded wait, then the primary.
+        async with Database.from_url(
+            primary.url, replicas=[replica.url], replica_wait=0.05
+        ) as short:
+            async with short.read(after="w1.fffffffffff0") as s:
+                assert await s.scalar(select(func.pg_is_in_recovery())) is False
+
+
+async def test_reads_answer_when_the_replica_stops(primary: EmbeddedPostgres) -> None:
+    with standby(primary) as doomed:
+        async with Database.from_url(primary.url, replicas=[doomed.url]) as db:
+            async with db.read() as s:  # a pooled connection to the replica
+                assert await s.scalar(select(func.pg_is_in_recovery())) is True
+            doomed.stop()  # blocks this loop: let asyncpg see the goodbye, as a live service would
+            await asyncio.sleep(0.05)
+            for _ in range(20):
+                async with db.read() as s:
+                    assert await s.scalar(select(func.pg_is_in_recovery())) is False
+
+
+async def test_gather_reads_on_the_replica_and_honours_a_token(
+    primary: EmbeddedPostgres, replica: Standby
+) -> None:
+    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=2.0) as db:
+
+        async def write() -> tuple[str, str | None]:
+            return await add_user(db), db.write_token()
+
+        name, token = await fresh(write())
+
+        async def fan_out(after: str | None, consistent: bool) -> tuple[tuple[bool, bool], ...]:
+            reads = [lambda s: where_and_found(s, name)] * 3
+            return tuple(await db.gather(*reads, after=after, consistent=consistent))
+
+        # With the token: every read waits for the replica to replay the write, then sees it.
+        assert await fresh(fan_out(token, False)) == ((True, True),) * 3
+        # A consistent group: one snapshot, exported and imported on the replica.
+        assert await fresh(fan_out(token, True)) == ((True, True),) * 3
+        with pytest.raises(InvalidQueryError):
+            await db.gather(lambda s: where_and_found(s, name), after="forged")
+
+
+async def test_mixed_load_read_share(primary: EmbeddedPostgres, replica: Standby) -> None:
+    """Requests that write then read, and requests that only read, side by side."""
+    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=0.05) as db:
+        places: list[bool] = []
+        misses = 0
+
+        async def writer() -> None:
+            nonlocal misses
+            name = await add_user(db)
+            on_replica, found = await read(db, name)  # read-your-writes: must see it
+            places.append(on_replica)
+            misses += not found
+
+        async def reader() -> None:
+            on_replica, _ = await read(db, "nobody")
+            places.append(on_replica)
+
+        for _ in range(5):  # 5 rounds of 4 readers per writer, each request in its own context
+            await asyncio.gather(fresh(writer()), *(fresh(reader()) for _ in range(4)))
+        share = sum(places) / len(places)
+        print(f"replica read share {share:.0%} of {len(places)} reads; RYW misses {misses}")
+        assert misses == 0
+        # Readers (80% of reads) never wait and use the replica; the writers' reads use the
+        # primary here, as the replica is 300 ms behind and replica_wait is 50 ms.
+        assert share == pytest.approx(0.8)
