@@ -103,7 +103,8 @@ async def run(
                 try:
                     await iteration(db, step, consistent=consistent)
                 except Exception as exc:
-                    errors[sqlstate_of(exc) or type(exc).__name__] += 1
+                    code = getattr(exc, "sqlstate", None) or sqlstate_of(exc)
+                    errors[code or type(exc).__name__] += 1
 
         started = time.monotonic()
         await asyncio.gather(*(worker(t) for t in range(TASKS)))
