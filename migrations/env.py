@@ -14,11 +14,10 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import pool
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from asyncdal._config import normalize_url
+from asyncdal._database import Database
 from asyncdal._errors import ConfigurationError
 from asyncdal._schema import Base
 from asyncdal.alembic import VERSION_TABLE, adopt_legacy_version, include_asyncdal
@@ -75,12 +74,14 @@ def _run_with(connection: Connection) -> None:
 
 
 async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    # Through Database, so the URL's libpq parameters (sslmode=require...) are translated for
+    # asyncpg exactly as for the service itself, and connect failures are mapped the same way.
+    db = Database.from_url(_url(), pool_size=1, max_overflow=0)
     try:
-        async with engine.connect() as connection:
+        async with db.engine.connect() as connection:
             await connection.run_sync(_run_with)
     finally:
-        await engine.dispose()
+        await db.dispose()
 
 
 def run_migrations_online() -> None:

@@ -159,6 +159,17 @@ def test_alembic_cli_upgrade_and_check(empty_database_url: str) -> None:
     assert "No new upgrade operations detected" in check.stdout + check.stderr
 
 
+def test_alembic_cli_accepts_libpq_url_parameters(empty_database_url: str) -> None:
+    """The URL a managed PostgreSQL hands out carries sslmode=...: the CLI translates it."""
+    url = f"{empty_database_url}?sslmode=disable&application_name=migrator&connect_timeout=5"
+    env = {**os.environ, "DATABASE_URL": url}
+    alembic = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
+    up = subprocess.run(
+        [*alembic, "upgrade", "head"], env=env, capture_output=True, text=True, check=False
+    )
+    assert up.returncode == 0, up.stderr
+
+
 def test_alembic_cli_without_url_fails_clearly(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     alembic = [sys.executable, "-m", "alembic", "-c", str(ROOT / "alembic.ini")]
