@@ -61,6 +61,21 @@ def _alembic(ini: Path, url: str, *args: str, ok: bool = True) -> str:
     return output
 
 
+def _command(url: str, *args: str) -> str:
+    """Run the ``asyncdal`` command (the [cli] extra) of this interpreter; its output."""
+    result = subprocess.run(  # noqa: S603 (this interpreter, fixed arguments)
+        [sys.executable, "-c", "from asyncdal.cli import main; main()", *args],
+        env={**os.environ, "DATABASE_URL": url, "COLUMNS": "300"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    if result.returncode != 0:
+        raise WalkthroughError(f"asyncdal {' '.join(args)} failed:\n{output}")
+    return output
+
+
 async def _state(url: str) -> tuple[set[str], list[str], list[str]]:
     """(tables, the service's version rows, asyncdal's version rows)."""
     conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql", 1))
@@ -105,7 +120,7 @@ async def walk(url: str, minimal_ini: Path) -> None:
     _expect(ours == [head] and theirs == ["inv1"], f"after asyncdal.upgrade: {ours} {theirs}")
     _expect(await asyncdal.current_revision(url) == head, "current_revision is not head")
 
-    _step("drift checks see each side's own tables only")
+    _step("drift checks (check_schema, both alembic checks, asyncdal check) see their own tables")
     sys.path.insert(0, str(HERE))
     import invoicing.models  # the service's model on asyncdal's Base, as in the service
 
@@ -115,6 +130,13 @@ async def walk(url: str, minimal_ini: Path) -> None:
     for ini in (minimal_ini, SERVICE_INI):
         output = _alembic(ini, url, "check")
         _expect("No new upgrade operations detected" in output, f"alembic check: {output}")
+    if importlib.util.find_spec("typer") is None:
+        print("   `asyncdal check` / `asyncdal migrate` skipped: no [cli] extra here")
+    else:
+        output = _command(url, "check")
+        _expect("matches asyncdal's models" in output, f"asyncdal check: {output}")
+        output = " ".join(_command(url, "migrate").split())
+        _expect(f"already at revision {head}: nothing to do" in output, output)
 
     _step("downgrading asyncdal under the service's table is refused, and changes nothing")
     before = await _state(url)
