@@ -41,3 +41,13 @@ async def test_the_api_in_a_few_lines_runs(committed_db: Database) -> None:
     assert order.total == Decimal("5.00")
     async with committed_db.session() as s:
         assert (await s.get(Product, product.id)).stock == 3  # type: ignore[union-attr]
+
+
+async def test_the_observability_snippet_runs(committed_db: Database) -> None:
+    code = _python_block_after("## Observability")
+    namespace: dict[str, Any] = {"db": committed_db}
+    exec(compile(code, str(README), "exec"), namespace)
+    try:
+        assert namespace["stats"] == committed_db.stats()
+    finally:
+        namespace["instrumentation"].uninstrument()

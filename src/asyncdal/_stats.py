@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, PoolProxiedConnection, QueuePool
 
+from asyncdal._errors import ConcurrencyError, QueryTimeoutError
+
 __all__ = ["Counters", "DatabaseStats", "ObservedPool", "snapshot"]
 
 
@@ -41,11 +43,10 @@ class Counters:
 
     def error(self, exc: BaseException) -> None:
         """Count one layer error that reached the caller, by class."""
-        name = type(exc).__name__
-        self.errors[name] += 1
-        if name == "QueryTimeoutError":
+        self.errors[type(exc).__name__] += 1
+        if isinstance(exc, QueryTimeoutError):
             self.query_timeouts += 1
-        elif name == "ConcurrencyError":
+        elif isinstance(exc, ConcurrencyError):
             self.concurrency_errors += 1
 
 
