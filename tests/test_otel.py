@@ -33,6 +33,7 @@ from asyncdal.otel import Instrumentation, instrument
 
 PASSWORD = "otel-pa55word-9c1e"  # the embedded server trusts 127.0.0.1: it is never checked
 SECRET_VALUE = "bound-value-4b7d"
+POOL_NAME = "db.client.connection.pool.name"
 USED = {"db.client.connection.state": "used"}
 IDLE = {"db.client.connection.state": "idle"}
 
@@ -62,8 +63,14 @@ class Traced:
                         found += [(dict(p.attributes or {}), p.value) for p in m.data.data_points]  # type: ignore[union-attr]
         return found
 
-    def value(self, metric: str, **attributes: str) -> float:
-        matching = [v for attrs, v in self.points(metric) if attributes.items() <= attrs.items()]
+    def value(self, metric: str, pool: str | None = None, **attributes: str) -> float:
+        """The one point of ``metric`` with ``attributes`` (and of ``pool``: main, read)."""
+        matching = [
+            v
+            for attrs, v in self.points(metric)
+            if attributes.items() <= attrs.items()
+            and (pool is None or str(attrs.get(POOL_NAME, "")).endswith(f" {pool}"))
+        ]
         assert len(matching) == 1, (metric, attributes, self.points(metric))
         return matching[0]
 
@@ -219,10 +226,11 @@ async def test_pool_metrics_move_when_20_sessions_are_held(traced: Traced) -> No
         for _ in range(20):
             session = await stack.enter_async_context(traced.db.session())
             await session.connection()
-        assert traced.value("db.client.connection.count", **USED) == 20
-        assert traced.value("db.client.connection.count", **IDLE) == 0
-        assert traced.value("asyncdal.pool.overflow") == 10
-        assert traced.value("db.client.connection.max") == 20
+        assert traced.value("db.client.connection.count", "main", **USED) == 20
+        assert traced.value("db.client.connection.count", "main", **IDLE) == 0
+        assert traced.value("asyncdal.pool.overflow", "main") == 10
+        assert traced.value("db.client.connection.max", "main") == 20
+        assert traced.value("db.client.connection.count", "read", **USED) == 0
 
         async def one_more() -> None:
             async with traced.db.session() as s:
@@ -236,8 +244,8 @@ async def test_pool_metrics_move_when_20_sessions_are_held(traced: Traced) -> No
         assert traced.value("db.client.connection.pending_requests") == 1
     await waiter
     assert traced.value("db.client.connection.pending_requests") == 0
-    assert traced.value("db.client.connection.count", **USED) == 0
-    assert traced.value("db.client.connection.count", **IDLE) == 10
+    assert traced.value("db.client.connection.count", "main", **USED) == 0
+    assert traced.value("db.client.connection.count", "main", **IDLE) == 10
     assert traced.value("asyncdal.pool.checkouts") == 21
     assert traced.value("asyncdal.pool.wait_time") > 0
 

@@ -46,7 +46,11 @@ async def _until(condition: object, what: str) -> None:
 async def test_a_new_database_reports_an_idle_pool(fresh_db: Database) -> None:
     stats = fresh_db.stats()
     assert isinstance(stats, DatabaseStats)
-    assert (stats.pool_size, stats.max_overflow) == (10, 10)
+    # The main pool and the read pool (read_pool_size defaults to pool_size), and their sum.
+    assert set(stats.pools) == {"main", "read"}
+    for pool in stats.pools.values():
+        assert (pool.pool_size, pool.max_overflow, pool.connections) == (10, 10, 0)
+    assert (stats.pool_size, stats.max_overflow) == (20, 20)
     assert (stats.connections, stats.checked_out, stats.overflow, stats.waiting) == (0, 0, 0, 0)
     assert stats.errors == {}
     with pytest.raises(AttributeError):
@@ -63,6 +67,7 @@ async def test_holding_20_sessions_shows_in_the_pool_numbers(fresh_db: Database)
         stats = fresh_db.stats()
         assert (stats.checked_out, stats.idle, stats.connections) == (20, 0, 20)
         assert stats.overflow == 10
+        assert (stats.pools["main"].checked_out, stats.pools["read"].checked_out) == (20, 0)
         assert stats.checkouts_total == 20
 
         async def one_more() -> int:

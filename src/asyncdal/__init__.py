@@ -40,7 +40,7 @@ from asyncdal._errors import (
 from asyncdal._migrate import check_schema, current_revision, downgrade, head_revision, upgrade
 from asyncdal._repository import Filter, Page, Repository
 from asyncdal._session import DALSession
-from asyncdal._stats import DatabaseStats
+from asyncdal._stats import DatabaseStats, PoolStats
 
 __version__ = "0.1.0"
 
@@ -67,6 +67,7 @@ __all__ = [
     "MigrationError",
     "NotFoundError",
     "Page",
+    "PoolStats",
     "QueryError",
     "QueryTimeoutError",
     "ReadOnlyTransactionError",

@@ -26,7 +26,7 @@ from asyncdal._reads import ReadPath, guard_read_pool, read_server_settings
 from asyncdal._replicas import ReadRouter, Server
 from asyncdal._session import DALSession, session_scope
 from asyncdal._slow_query import log_slow_queries
-from asyncdal._stats import DatabaseStats, ObservedPool, snapshot
+from asyncdal._stats import DatabaseStats, ObservedPool, pool_stats, snapshot
 from asyncdal._transaction import run_transaction
 from asyncdal._url_params import connect_args_from_url, url_query
 
@@ -449,7 +449,7 @@ class Database:
         return result
 
     def stats(self) -> DatabaseStats:
-        """A snapshot of the pool (size, checked out, overflow, waiting) and of the layer's work.
+        """A snapshot of the pools (size, checked out, overflow, waiting) and of the layer's work.
 
         Cheap (a few attribute reads), so a health endpoint or a metrics scraper may call it
         often. See :class:`DatabaseStats` for the fields.
@@ -460,12 +460,21 @@ class Database:
             if stats.waiting:
                 log.warning("%d tasks wait for a connection", stats.waiting)
         """
-        return snapshot(
-            self.observer.counters,
-            self.engine.sync_engine.pool,
-            pool_size=self.settings.pool_size,
-            max_overflow=self.settings.max_overflow,
-        )
+        settings = self.settings
+        pools = {
+            "main": pool_stats(
+                self.engine.sync_engine.pool,
+                pool_size=settings.pool_size,
+                max_overflow=settings.max_overflow,
+            )
+        }
+        if self.read_engine is not self.engine:
+            pools["read"] = pool_stats(
+                self.read_engine.sync_engine.pool,
+                pool_size=settings.read_capacity - settings.max_overflow,
+                max_overflow=settings.max_overflow,
+            )
+        return snapshot(self.observer.counters, pools)
 
     async def dispose(self) -> None:
         """Close every pooled connection. The database can still be used afterwards."""

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from asyncdal._database import Database
 from asyncdal._observe import GatherTrace, TransactionTrace
-from asyncdal._stats import DatabaseStats
+from asyncdal._stats import DatabaseStats, PoolStats
 
 __all__ = ["Instrumentation", "instrument"]
 
@@ -272,17 +272,22 @@ def _statement_failed(context: ExceptionContext) -> None:
     span.end()
 
 
+_POOL_NAME = "db.client.connection.pool.name"
+# What a metric reads from a snapshot: (value, extra attributes) pairs.
+_Values = Iterable[tuple[float, dict[str, Any]]]
+
+
 def _register_metrics(meter: metrics.Meter, instrumentation: Instrumentation) -> None:
     db = instrumentation.db
     url = db.url
-    pool = {"db.client.connection.pool.name": f"{url.host}:{url.port or 5432}/{url.database}"}
+    address = f"{url.host}:{url.port or 5432}/{url.database}"
 
-    def observe(read: Callable[[DatabaseStats], Iterable[tuple[float, dict[str, Any]]]]) -> Any:
+    def observe(read: Callable[[DatabaseStats], _Values]) -> Any:
         def callback(options: CallbackOptions) -> Iterable[Observation]:
             if not instrumentation.active:
                 return []
             stats = db.stats()
-            return [Observation(value, {**pool, **extra}) for value, extra in read(stats)]
+            return [Observation(value, extra) for value, extra in read(stats)]
 
         return [callback]
 
@@ -298,23 +303,36 @@ def _register_metrics(meter: metrics.Meter, instrumentation: Instrumentation) ->
             name, observe(lambda s: [(read(s), {})]), unit=unit, description=description
         )
 
-    unit, description = _METRICS["db.client.connection.count"]
-    meter.create_observable_up_down_counter(
+    def per_pool(
+        name: str, read: Callable[[PoolStats], Iterable[tuple[float, dict[str, Any]]]]
+    ) -> None:
+        # One series per pool (main, read), told apart by the pool name the conventions define.
+        unit, description = _METRICS[name]
+        meter.create_observable_up_down_counter(
+            name,
+            observe(
+                lambda s: [
+                    (value, {_POOL_NAME: f"{address} {pool_name}", **extra})
+                    for pool_name, p in s.pools.items()
+                    for value, extra in read(p)
+                ]
+            ),
+            unit=unit,
+            description=description,
+        )
+
+    per_pool(
         "db.client.connection.count",
-        observe(
-            lambda s: [
-                (s.idle, {"db.client.connection.state": "idle"}),
-                (s.checked_out, {"db.client.connection.state": "used"}),
-            ]
-        ),
-        unit=unit,
-        description=description,
+        lambda p: [
+            (p.idle, {"db.client.connection.state": "idle"}),
+            (p.checked_out, {"db.client.connection.state": "used"}),
+        ],
     )
-    gauge("db.client.connection.max", lambda s: s.pool_size + s.max_overflow)
-    gauge("db.client.connection.idle.max", lambda s: s.pool_size)
+    per_pool("db.client.connection.max", lambda p: [(p.pool_size + p.max_overflow, {})])
+    per_pool("db.client.connection.idle.max", lambda p: [(p.pool_size, {})])
+    per_pool("asyncdal.pool.overflow", lambda p: [(p.overflow, {})])
     gauge("db.client.connection.pending_requests", lambda s: s.waiting)
     total("db.client.connection.timeouts", lambda s: s.pool_timeouts_total)
-    gauge("asyncdal.pool.overflow", lambda s: s.overflow)
     total("asyncdal.pool.checkouts", lambda s: s.checkouts_total)
     total("asyncdal.pool.wait_time", lambda s: s.connection_wait_seconds)
     total("asyncdal.gather.calls", lambda s: s.gathers_total)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -20,7 +21,7 @@ from sqlalchemy.pool import AsyncAdaptedQueuePool, Pool, PoolProxiedConnection, 
 
 from asyncdal._errors import ConcurrencyError, QueryTimeoutError
 
-__all__ = ["Counters", "DatabaseStats", "ObservedPool", "snapshot"]
+__all__ = ["Counters", "DatabaseStats", "ObservedPool", "PoolStats", "pool_stats", "snapshot"]
 
 
 class Counters:
@@ -51,11 +52,8 @@ class Counters:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DatabaseStats:
-    """A snapshot of a :class:`Database`'s pool and activity since it was created.
-
-    Gauges (``checked_out``, ``waiting``...) are the values at the moment of the snapshot;
-    counters (``*_total`` and the seconds) only grow. Durations are in seconds.
+class PoolStats:
+    """One connection pool of a :class:`Database` (``"main"``, or ``"read"``: the read pool).
 
     Attributes:
         pool_size: connections the pool keeps open (the setting).
@@ -64,6 +62,33 @@ class DatabaseStats:
         checked_out: connections in use now.
         idle: open connections waiting in the pool.
         overflow: connections open beyond ``pool_size`` now.
+    """
+
+    pool_size: int
+    max_overflow: int
+    connections: int
+    checked_out: int
+    idle: int
+    overflow: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseStats:
+    """A snapshot of a :class:`Database`'s pool and activity since it was created.
+
+    Gauges (``checked_out``, ``waiting``...) are the values at the moment of the snapshot;
+    counters (``*_total`` and the seconds) only grow. Durations are in seconds. The pool
+    fields add up every pool of the database (the main pool and, if it has one, the read
+    pool); ``pools`` has each one.
+
+    Attributes:
+        pool_size: connections the pools keep open (the settings).
+        max_overflow: extra connections they may open under load (the settings).
+        connections: connections open now (idle and checked out).
+        checked_out: connections in use now.
+        idle: open connections waiting in a pool.
+        overflow: connections open beyond ``pool_size`` now.
+        pools: each pool by name (``"main"``, ``"read"``).
         waiting: tasks waiting for a connection now (including one being opened).
         checkouts_total: connections handed out by the pool.
         connection_wait_seconds: time spent getting connections, all checkouts together.
@@ -88,6 +113,7 @@ class DatabaseStats:
     checked_out: int
     idle: int
     overflow: int
+    pools: MappingProxyType[str, PoolStats]
     waiting: int
     checkouts_total: int
     connection_wait_seconds: float
@@ -105,20 +131,37 @@ class DatabaseStats:
     )
 
 
-def snapshot(counters: Counters, pool: Pool, *, pool_size: int, max_overflow: int) -> DatabaseStats:
-    """The current :class:`DatabaseStats` of ``counters`` and ``pool``."""
+def pool_stats(pool: Pool, *, pool_size: int, max_overflow: int) -> PoolStats:
+    """The current numbers of one pool."""
     if isinstance(pool, QueuePool):
         checked_out, idle = pool.checkedout(), pool.checkedin()
     else:  # a pool that keeps nothing (NullPool) does not count its connections
         checked_out, idle = 0, 0
     connections = checked_out + idle
-    return DatabaseStats(
+    return PoolStats(
         pool_size=pool_size,
         max_overflow=max_overflow,
         connections=connections,
         checked_out=checked_out,
         idle=idle,
         overflow=max(0, connections - pool_size),
+    )
+
+
+def snapshot(counters: Counters, pools: Mapping[str, PoolStats]) -> DatabaseStats:
+    """The current :class:`DatabaseStats` of ``counters`` and ``pools``."""
+
+    def total(field: str) -> int:
+        return sum(getattr(p, field) for p in pools.values())
+
+    return DatabaseStats(
+        pool_size=total("pool_size"),
+        max_overflow=total("max_overflow"),
+        connections=total("connections"),
+        checked_out=total("checked_out"),
+        idle=total("idle"),
+        overflow=total("overflow"),
+        pools=MappingProxyType(dict(pools)),
         waiting=counters.connection_waiting,
         checkouts_total=counters.connection_checkouts,
         connection_wait_seconds=counters.connection_wait_seconds,
