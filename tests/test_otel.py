@@ -286,3 +286,16 @@ async def test_uninstrument_stops_spans_and_metrics(traced: Traced) -> None:
 async def test_instrumenting_twice_is_refused(traced: Traced) -> None:
     with pytest.raises(RuntimeError, match="already instrumented"):
         instrument(traced.db)
+
+
+async def test_statement_spans_cover_every_engine_and_go_away(migrated_url: str) -> None:
+    db = Database.from_url(migrated_url, replicas=[migrated_url])
+    try:
+        instrumentation = instrument(db, tracer_provider=TracerProvider())
+        for engine in db.engines():
+            assert engine.sync_engine.dispatch.before_cursor_execute
+        instrumentation.uninstrument()
+        for engine in db.engines():
+            assert not engine.sync_engine.dispatch.before_cursor_execute
+    finally:
+        await db.dispose()

@@ -222,3 +222,22 @@ def test_slow_query_threshold_from_env_and_validation() -> None:
     env["ASYNCDAL_SLOW_QUERY_THRESHOLD"] = "fast"
     with pytest.raises(ConfigurationError, match="ASYNCDAL_SLOW_QUERY_THRESHOLD"):
         Settings.from_env(env)
+
+
+async def test_every_pool_is_in_the_snapshot(migrated_url: str) -> None:
+    # A replica URL is only parsed here; stats() opens no connection.
+    db = Database.from_url(migrated_url, pool_size=3, max_overflow=1, replicas=[migrated_url])
+    try:
+        stats = db.stats()
+        assert list(stats.pools) == ["main", "read", "replica1"]
+        assert [p.pool_size for p in stats.pools.values()] == [3, 3, 3]
+        assert stats.pool_size == 9
+        assert len(db.engines()) == 3
+    finally:
+        await db.dispose()
+    no_read_pool = Database.from_url(migrated_url, read_pool_size=0)
+    try:
+        assert list(no_read_pool.stats().pools) == ["main"]
+        assert no_read_pool.engines() == [no_read_pool.engine]
+    finally:
+        await no_read_pool.dispose()

@@ -468,13 +468,31 @@ class Database:
                 max_overflow=settings.max_overflow,
             )
         }
+        read_size = settings.read_capacity - settings.max_overflow
         if self.read_engine is not self.engine:
             pools["read"] = pool_stats(
                 self.read_engine.sync_engine.pool,
-                pool_size=settings.read_capacity - settings.max_overflow,
+                pool_size=read_size,
+                max_overflow=settings.max_overflow,
+            )
+        for number, replica in enumerate(self._router.replicas, start=1):
+            pools[f"replica{number}"] = pool_stats(
+                replica.engine.sync_engine.pool,
+                pool_size=read_size if settings.read_capacity > 0 else settings.pool_size,
                 max_overflow=settings.max_overflow,
             )
         return snapshot(self.observer.counters, pools)
+
+    def engines(self) -> list[AsyncEngine]:
+        """Every engine this database owns: the main pool's, the read pool's, each replica's.
+
+        For tools that attach to engines (``asyncdal.otel`` does); most code needs none.
+        """
+        engines = [self.engine]
+        if self.read_engine is not self.engine:
+            engines.append(self.read_engine)
+        engines += [replica.engine for replica in self._router.replicas]
+        return engines
 
     async def dispose(self) -> None:
         """Close every pooled connection. The database can still be used afterwards."""

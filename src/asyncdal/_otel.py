@@ -244,11 +244,8 @@ def _trace_statements(
 
 
 def _engines(db: Database) -> list[Engine]:
-    """The database's sync engines: the main pool's, and the read pool's if it has one."""
-    engines = [db.engine.sync_engine]
-    if db.read_engine is not db.engine:
-        engines.append(db.read_engine.sync_engine)
-    return engines
+    """The database's sync engines: main pool, read pool, replicas."""
+    return [engine.sync_engine for engine in db.engines()]
 
 
 def _forget_listeners(engine: Engine, only: Callable[..., Any] | None = None) -> None:

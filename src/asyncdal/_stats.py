@@ -53,7 +53,8 @@ class Counters:
 
 @dataclass(frozen=True, kw_only=True)
 class PoolStats:
-    """One connection pool of a :class:`Database` (``"main"``, or ``"read"``: the read pool).
+    """One connection pool of a :class:`Database`: ``"main"``, ``"read"`` (the read pool),
+    ``"replica1"``... (each replica's).
 
     Attributes:
         pool_size: connections the pool keeps open (the setting).
@@ -78,8 +79,8 @@ class DatabaseStats:
 
     Gauges (``checked_out``, ``waiting``...) are the values at the moment of the snapshot;
     counters (``*_total`` and the seconds) only grow. Durations are in seconds. The pool
-    fields add up every pool of the database (the main pool and, if it has one, the read
-    pool); ``pools`` has each one.
+    fields add up every pool of the database (the main pool, the read pool if it has one,
+    each replica's); ``pools`` has each one.
 
     Attributes:
         pool_size: connections the pools keep open (the settings).
@@ -88,7 +89,7 @@ class DatabaseStats:
         checked_out: connections in use now.
         idle: open connections waiting in a pool.
         overflow: connections open beyond ``pool_size`` now.
-        pools: each pool by name (``"main"``, ``"read"``).
+        pools: each pool by name (``"main"``, ``"read"``, ``"replica1"``...).
         waiting: tasks waiting for a connection now (including one being opened).
         checkouts_total: connections handed out by the pool.
         connection_wait_seconds: time spent getting connections, all checkouts together.
