@@ -270,3 +270,33 @@ async def test_lookups_and_flags_are_checked_before_sql(committed_db: Database) 
             await FollowRepository(s).follow(a.id, b.id, exist_ok="no")  # type: ignore[arg-type]
     async with committed_db.session() as s:
         assert await s.scalar(text("SELECT count(*) FROM follows")) == 0
+
+
+async def test_a_swallowed_statement_error_is_not_reported_as_a_commit(
+    committed_db: Database,
+) -> None:
+    """PostgreSQL answers COMMIT of a failed transaction with a silent ROLLBACK: the block
+    must not look committed when the caller caught the error and carried on."""
+    from asyncdal import DuplicateError
+    from asyncdal.accounts import UserRepository
+
+    async with committed_db.session() as s:
+        await UserRepository(s).create(username="taken", email="taken@x.org")
+    with pytest.raises(DuplicateError):
+        async with committed_db.session() as s:
+            await UserRepository(s).create(username="fresh", email="fresh@x.org")
+            with contextlib.suppress(DuplicateError):
+                await s.execute(
+                    text("INSERT INTO users (username, email) VALUES ('taken', 'y@x.org')")
+                )
+    # Inside a savepoint that was rolled back, the same mistake is recovered from.
+    async with committed_db.session() as s:
+        await UserRepository(s).create(username="kept", email="kept@x.org")
+        with contextlib.suppress(DuplicateError):
+            async with s.begin_nested():
+                await s.execute(
+                    text("INSERT INTO users (username, email) VALUES ('taken', 'z@x.org')")
+                )
+    async with committed_db.session() as s:
+        names = (await s.scalars(text("SELECT username FROM users ORDER BY 1"))).all()
+    assert names == ["kept", "taken"]

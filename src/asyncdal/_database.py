@@ -24,7 +24,7 @@ from asyncdal._network import tune_connection
 from asyncdal._observe import Observer
 from asyncdal._reads import ReadPath, guard_read_pool, read_server_settings
 from asyncdal._replicas import ReadRouter, Server
-from asyncdal._session import DALSession, session_scope
+from asyncdal._session import DALSession, check_not_aborted, session_scope
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import DatabaseStats, ObservedPool, pool_stats, snapshot
 from asyncdal._transaction import run_transaction
@@ -194,6 +194,7 @@ class Database:
                     yield session
                     if session._dal_misuse is not None:
                         raise session._dal_misuse
+                    check_not_aborted(session)
                     await session.commit()
             # Also when the block committed by itself (in_transaction() is False again then).
             await self._router.record_write()

@@ -22,8 +22,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio.result import AsyncCommon
 
-from asyncdal._error_mapping import is_stale_statement, translate_error
+from asyncdal._error_mapping import is_stale_statement, sqlstate_of, translate_error
 from asyncdal._errors import (
+    AsyncDALError,
     ConcurrencyError,
     ConcurrentSessionUseError,
     SessionClosedError,
@@ -32,7 +33,7 @@ from asyncdal._errors import (
 )
 from asyncdal._versioning import VersionCheckingSession
 
-__all__ = ["DALSession", "session_scope"]
+__all__ = ["DALSession", "check_not_aborted", "session_scope"]
 
 logger = logging.getLogger("asyncdal.session")
 
@@ -96,6 +97,8 @@ class DALSession(AsyncSession):
     _dal_managed: bool = False
     #: The first ConcurrentSessionUseError raised for this session (re-raised at the end).
     _dal_misuse: ConcurrentSessionUseError | None = None
+    #: A statement the server failed in the open transaction, and the savepoint it was in.
+    _dal_aborted: tuple[AsyncDALError, Any] | None = None
     #: The last retryable error (conflict, stale statement) mapped by a call of this session.
     _dal_retryable: ConcurrencyError | StaleStatementError | None = None
     _dal_idle: asyncio.Event | None = None
@@ -222,6 +225,8 @@ async def _guarded_call(
                 session._dal_streams = []
             session._dal_streams.append(result._real_result)
             session._dal_stream_owner = task
+        if name in ("commit", "rollback"):
+            session._dal_aborted = None  # the failed transaction is over
         return result
     except Exception as exc:
         mapped = translate_error(exc, from_driver=True)
@@ -229,6 +234,11 @@ async def _guarded_call(
             raise
         if isinstance(mapped, ConcurrencyError | StaleStatementError):
             session._dal_retryable = mapped
+        if sqlstate_of(exc) is not None and session.in_transaction():
+            # The server failed a statement: its transaction (or the innermost savepoint) is
+            # aborted, and a COMMIT would quietly roll everything back. Remember it, so the
+            # layer's commit raises instead of reporting success (see check_not_aborted).
+            session._dal_aborted = (mapped, session.sync_session.get_nested_transaction())
         if isinstance(exc, TimeoutError):
             # The client gave up waiting (command_timeout): the connection's state is unknown
             # and the server may be gone. Discard it now rather than wait again at ROLLBACK.
@@ -237,6 +247,21 @@ async def _guarded_call(
         raise mapped from exc
     finally:
         _release(session)
+
+
+def check_not_aborted(session: DALSession) -> None:
+    """Before the layer commits: raise the error of a failed statement the caller swallowed.
+
+    PostgreSQL answers COMMIT of a failed transaction with a silent ROLLBACK, so a unit of
+    work whose caller caught (say) a DuplicateError and carried on would report success with
+    nothing written. A failure inside a savepoint that was rolled back since is fine.
+    """
+    aborted = session._dal_aborted
+    if aborted is None:
+        return
+    error, savepoint = aborted
+    if savepoint is None or savepoint.is_active:
+        raise error
 
 
 def _release(session: DALSession) -> None:

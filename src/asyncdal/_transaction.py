@@ -30,7 +30,7 @@ from asyncdal._errors import (
     StaleStatementError,
     TransactionUsageError,
 )
-from asyncdal._session import DALSession, session_scope
+from asyncdal._session import DALSession, check_not_aborted, session_scope
 
 __all__ = ["ISOLATION_LEVELS", "run_transaction"]
 
@@ -109,6 +109,7 @@ async def run_transaction(
                 session._dal_managed = False
                 if session._dal_misuse is not None:
                     raise session._dal_misuse
+                check_not_aborted(session)
                 await session.commit()
                 return result
         except Exception as exc:
