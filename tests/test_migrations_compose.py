@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +21,9 @@ from asyncdal.alembic import (
 from tests.conftest import _dsn
 from tests.test_migrations import DOMAIN_TABLES
 
-WALKTHROUGH = Path(__file__).resolve().parents[1] / "examples" / "invoicing" / "walkthrough.py"
+ROOT = Path(__file__).resolve().parents[1]
+WALKTHROUGH = ROOT / "examples" / "invoicing" / "walkthrough.py"
+ALEMBIC_INI = ROOT / "alembic.ini"
 
 
 async def _sql(url: str, *statements: str) -> list[list[tuple[object, ...]]]:
@@ -127,3 +131,25 @@ def test_consumer_walkthrough(empty_database_url: str, tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "consumer walk-through passed" in result.stdout
+
+
+async def test_the_alembic_command_adopts_a_legacy_database(empty_database_url: str) -> None:
+    """The same move through `alembic upgrade head` (its own connection, committed first)."""
+    await upgrade(empty_database_url, "0001")
+    await _sql(
+        empty_database_url,
+        f"ALTER TABLE {VERSION_TABLE} RENAME TO alembic_version",
+        f"ALTER TABLE alembic_version RENAME CONSTRAINT {VERSION_TABLE}_pkc TO alembic_version_pkc",
+    )
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "alembic", "-c", str(ALEMBIC_INI), "upgrade", "head"],
+        env={**os.environ, "DATABASE_URL": empty_database_url},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "alembic_version" not in await _tables(empty_database_url)
+    (rows,) = await _sql(empty_database_url, f"SELECT version_num FROM {VERSION_TABLE}")
+    assert rows == [(head_revision(),)]
