@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import itertools
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -88,6 +88,19 @@ async def test_read_your_writes_in_the_same_context(
         for _ in range(10):
             name = await add_user(db)
             assert await read(db, name) == (False, True)
+
+    async def commit_inside() -> str:  # a block that commits by itself counts too
+        async with db.session() as s:
+            s.add(User(username="self_committed", email="self@example.org"))
+            await s.commit()
+        return "self_committed"
+
+    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=0.01) as db:
+        assert await fresh(_then_read(db, commit_inside)) == (False, True)
+
+
+async def _then_read(db: Database, write: Callable[[], Awaitable[str]]) -> tuple[bool, bool]:
+    return await read(db, await write())
 
 
 async def test_a_write_token_carries_the_write_to_another_context(

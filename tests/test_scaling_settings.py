@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from asyncdal import ConfigurationError, Settings
+from asyncdal import ConfigurationError, Database, Settings
+from asyncdal.social import Post, PostRepository
 
 PRIMARY = "postgresql://app:s3cret@db1/app"
 
@@ -34,3 +39,29 @@ def test_bad_scaling_settings_are_configuration_errors() -> None:
         Settings.from_url(PRIMARY, replica_wait=-1.0)
     with pytest.raises(ConfigurationError, match="PgBouncer"):
         Settings.from_url(PRIMARY, pgbouncer=True, statement_timeout=5.0)
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+async def test_the_readme_scaling_examples_configure_what_they_say() -> None:
+    text = README.read_text()
+    section = text[text.index("## Scaling out") :]
+    section = section[: section.index("\n## ", 1)]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) == 3
+    made = []
+    for code in blocks:
+        namespace: dict[str, Any] = {"Database": Database, "PostRepository": PostRepository}
+        namespace["Post"] = Post
+        exec(compile(code, "README.md", "exec"), namespace)
+        made.append(namespace["db"])
+    replicated, bounced, failover = made
+    try:
+        assert [u.host for u in replicated.settings.replicas] == ["db-replica-1", "db-replica-2"]
+        assert bounced.settings.pgbouncer is True
+        assert failover.url.query["host"] == ("db1:5432", "db2:5432")
+        assert failover.url.query["target_session_attrs"] == "read-write"
+    finally:
+        for db in made:
+            await db.dispose()

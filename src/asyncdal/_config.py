@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from asyncdal._errors import ConfigurationError
+from asyncdal._multihost import expand_hosts
 from asyncdal._url_params import url_fields, url_query
 
 __all__ = ["Settings", "mask_url", "normalize_url", "timeout_ms"]
@@ -30,7 +31,12 @@ def normalize_url(url: str | URL) -> URL:
     ``postgresql+asyncpg://``. Any other driver raises :class:`ConfigurationError`, and so does
     a query parameter the layer does not know (see :mod:`asyncdal._url_params`). A password
     given as ``?password=`` is moved to the URL's password, where every rendering masks it.
+    A libpq multi-host URL
+    (``postgresql://app@db1:5432,db2:5432/app?target_session_attrs=read-write``) is accepted:
+    its hosts become ``host`` query parameters, which asyncpg tries in order.
     """
+    if isinstance(url, str):
+        url = expand_hosts(url)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError):

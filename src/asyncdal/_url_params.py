@@ -30,6 +30,7 @@ _FILES = ("sslrootcert", "sslcert", "sslkey")
 URL_PARAMETERS = (
     "application_name",
     "connect_timeout",
+    "host",
     "options",
     "password",
     "sslcert",
@@ -48,6 +49,10 @@ def url_query(url: URL) -> dict[str, str]:
             raise ConfigurationError(
                 f"unknown database URL parameter {name!r}; supported: {list(URL_PARAMETERS)}"
             )
+        if name == "host":
+            # Failover hosts (repeatable, see _multihost): left in the URL for SQLAlchemy,
+            # which hands asyncpg its host and port lists.
+            continue
         if not isinstance(value, str):
             raise ConfigurationError(f"database URL parameter {name!r} is given more than once")
         if "\x00" in value:

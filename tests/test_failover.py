@@ -1,0 +1,120 @@
+"""Failover: a primary and a synchronous standby behind one multi-host URL.
+
+Writers commit through the layer; the primary stops; the standby is promoted. In between, the
+layer raises only :class:`DatabaseUnavailableError` (never a raw driver error, never a hang),
+writes resume on the new primary by themselves, and every acknowledged write is there
+(synchronous replication: a commit is acknowledged only once the standby has it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections import Counter
+
+import asyncpg
+import pytest
+
+from asyncdal import ConfigurationError, Database, DatabaseUnavailableError, Settings, upgrade
+from asyncdal.accounts import User
+from tests._cluster import requires_replication, sync_pair
+
+pytestmark = requires_replication
+
+WRITERS = 8
+# A guard against a hang, not a performance threshold: the measured time is reported.
+RESUME_GUARD = 60.0
+
+
+def test_a_libpq_multi_host_url_reaches_asyncpg_as_a_host_list() -> None:
+    settings = Settings.from_url(
+        "postgresql://app:pw@db1:5433,db2/app?target_session_attrs=read-write"
+    )
+    db = Database(settings)
+    _, kwargs = db.engine.dialect.create_connect_args(db.engine.url)
+    assert kwargs["host"] == ["db1", "db2"]
+    assert kwargs["port"] == [5433, 5432]
+    assert settings.url.query["target_session_attrs"] == "read-write"  # to asyncpg too
+    assert "pw" not in repr(settings)
+
+
+async def test_writes_resume_on_the_promoted_standby_and_none_is_lost() -> None:
+    with sync_pair() as (primary, standby):
+        await upgrade(primary.url)
+        url = (
+            f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/"
+            f"{primary.database}?target_session_attrs=read-write"
+        )
+        acknowledged: list[str] = []
+        failures: Counter[str] = Counter()
+        down_at: list[float] = []  # when the old primary had fully stopped
+        resumed_at: list[float] = []  # the first commit of a write begun after that
+        names = itertools.count()
+        done = asyncio.Event()
+        progress = asyncio.Event()  # set on every acknowledged write
+
+        async with Database.from_url(url, connect_timeout=2.0, pool_size=WRITERS) as db:
+
+            async def writer() -> None:
+                while not done.is_set():
+                    name = f"f{next(names)}"
+                    began = time.monotonic()
+                    try:
+                        async with db.session() as s:
+                            s.add(User(username=name, email=f"{name}@example.org"))
+                    except DatabaseUnavailableError:
+                        failures["DatabaseUnavailableError"] += 1
+                        await asyncio.sleep(0.02)
+                        continue
+                    except Exception as exc:  # anything else is a bug of the layer
+                        failures[type(exc).__name__] += 1
+                        raise
+                    acknowledged.append(name)
+                    if down_at and not resumed_at and began >= down_at[0]:
+                        resumed_at.append(time.monotonic())
+                    progress.set()
+
+            async def acknowledged_at_least(count: int) -> None:
+                while len(acknowledged) < count:
+                    progress.clear()
+                    await progress.wait()
+
+            tasks = [asyncio.create_task(writer()) for _ in range(WRITERS)]
+            try:
+                await asyncio.wait_for(acknowledged_at_least(50), RESUME_GUARD)
+                await asyncio.to_thread(primary.stop)  # the writers keep writing meanwhile
+                down_at.append(time.monotonic())
+                await asyncio.to_thread(standby.promote)
+                promoted_at = time.monotonic()
+                # The writers fail (DatabaseUnavailableError) until asyncpg finds the new
+                # primary among the URL's hosts; then 50 more writes.
+                await asyncio.wait_for(acknowledged_at_least(len(acknowledged) + 50), RESUME_GUARD)
+            finally:
+                done.set()
+                results = await asyncio.gather(*tasks, return_exceptions=True)
+            assert not [r for r in results if isinstance(r, BaseException)]
+
+        assert resumed_at, "no write begun after the primary stopped was acknowledged"
+        print(
+            f"failover: {len(acknowledged)} acknowledged writes; writes resumed "
+            f"{resumed_at[0] - down_at[0]:.2f} s after the primary was down "
+            f"({resumed_at[0] - promoted_at:.2f} s after the promotion returned); "
+            f"failures meanwhile {dict(failures)}"
+        )
+        assert set(failures) <= {"DatabaseUnavailableError"}
+        conn = await asyncpg.connect(standby.dsn)
+        try:
+            assert await conn.fetchval("SELECT pg_is_in_recovery()") is False
+            stored = {r["username"] for r in await conn.fetch("SELECT username FROM users")}
+        finally:
+            await conn.close()
+        lost = set(acknowledged) - stored
+        assert not lost, f"{len(lost)} acknowledged writes lost"
+
+
+@pytest.mark.parametrize("hosts", ["db1,,db2", "db1:99999,db2", "db1:5432,[zz]"])
+def test_malformed_host_lists_are_configuration_errors(hosts: str) -> None:
+    with pytest.raises(ConfigurationError, match="host") as caught:
+        Settings.from_url(f"postgresql://app:s3cret@{hosts}/app")
+    assert "s3cret" not in str(caught.value)
