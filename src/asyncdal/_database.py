@@ -233,6 +233,17 @@ class Database:
         """
         return self._router.write_token()
 
+    def read_after(self, token: str) -> None:
+        """From now on in this context, replica reads see the write of ``token``.
+
+        The same as passing ``after=token`` to every later :meth:`read`, :meth:`gather` and
+        :meth:`get` of this context (this request, and the tasks it starts), and the token
+        :meth:`write_token` returns includes it. :class:`InvalidQueryError` if ``token`` is
+        not one of :meth:`write_token`'s. ``asyncdal.fastapi.ReadYourWrites`` calls it with
+        the token of the request's cookie.
+        """
+        self._router.adopt(token)
+
     async def get(self, model: type[M], key: Any) -> M:
         """The ``model`` row with primary key ``key``, read outside any unit of work.
 

@@ -154,6 +154,11 @@ class ReadRouter:
         lsn = self._written.get(None)
         return None if lsn is None else encode_token(lsn)
 
+    def adopt(self, token: str) -> None:
+        """Make ``token``'s write part of this context: its later reads see that write."""
+        lsn = decode_token(token)
+        self._written.set(max(lsn, self._written.get(None) or 0))
+
     def target(self, after: str | None) -> int | None:
         """The WAL position a read must see: the context's last write or the token's."""
         positions = [self._written.get(None), None if after is None else decode_token(after)]

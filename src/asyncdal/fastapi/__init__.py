@@ -14,6 +14,8 @@ Five lines make a service::
   the response is sent (a failed commit is an error response, never a false 201), rolled back
   when the endpoint raises.
 - :data:`DatabaseDep`: the database itself, for ``await db.gather(...)`` (a session per read).
+- :class:`ReadYourWrites`: with read replicas, ``app.add_middleware(ReadYourWrites)`` makes a
+  client's reads see its own earlier writes across requests (a cookie carries the token).
 - :func:`install_error_handlers`: bodies are ``{"error": code, "detail": message}``; 5xx bodies
   are generic: no SQL, stack trace or password reaches a client. ``StaleWriteError`` (a stale
   ``If-Match`` / ``expected_version``) is 412 with the row's current :func:`etag`.
@@ -24,11 +26,13 @@ Not imported by ``import asyncdal``.
 from asyncdal.fastapi._deps import DatabaseDep, SessionDep, get_db, get_session
 from asyncdal.fastapi._errors import INTERNAL_ERROR_MESSAGE, etag, install_error_handlers
 from asyncdal.fastapi._lifespan import MIGRATE_ON_START_ENV, lifespan, migrate_on_start
+from asyncdal.fastapi._read_your_writes import ReadYourWrites
 
 __all__ = [
     "INTERNAL_ERROR_MESSAGE",
     "MIGRATE_ON_START_ENV",
     "DatabaseDep",
+    "ReadYourWrites",
     "SessionDep",
     "etag",
     "get_db",

@@ -1,0 +1,120 @@
+"""``app.add_middleware(ReadYourWrites)``: a client reads its own writes across requests.
+
+A real streaming replica applies WAL 300 ms late. A client that created a user and then asks
+for it in its next request (bringing back the cookie the first response set) finds it, every
+time, while a client without the cookie reads the lagging replica and does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from asyncdal import Database, upgrade
+from asyncdal.accounts import User, UserRepository
+from asyncdal.fastapi import DatabaseDep, ReadYourWrites, SessionDep, lifespan
+from asyncdal.testing import EmbeddedPostgres
+from tests._cluster import Standby, requires_replication, standby
+
+pytestmark = requires_replication
+
+COOKIE = "asyncdal_written"
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def primary() -> Iterator[EmbeddedPostgres]:
+    with EmbeddedPostgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def replica(primary: EmbeddedPostgres) -> AsyncIterator[Standby]:
+    await upgrade(primary.url)
+    with standby(primary, apply_delay_ms=300) as server:
+        yield server
+
+
+@pytest.fixture
+async def db(primary: EmbeddedPostgres, replica: Standby) -> AsyncIterator[Database]:
+    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=5) as db:
+        yield db
+
+
+class RequestPerTask(httpx.ASGITransport):
+    """Each request in a task with a fresh context, as a server runs them.
+
+    httpx's ASGI transport calls the app in the caller's task, so a write of one request
+    would stay in the context of the next: the test would pass without any cookie.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = super().handle_async_request(request)
+        return await asyncio.create_task(call, context=contextvars.Context())
+
+
+def make_app(db: Database) -> FastAPI:
+    app = FastAPI(lifespan=lifespan(db, migrate=False))
+    app.add_middleware(ReadYourWrites)
+
+    @app.post("/users/{name}", status_code=201)
+    async def create_user(name: str, session: SessionDep) -> dict[str, int]:
+        user = await UserRepository(session).create(username=name, email=f"{name}@x.org")
+        return {"id": user.id}
+
+    @app.get("/users/{name}")
+    async def find_user(name: str, db: DatabaseDep) -> dict[str, bool]:
+        async with db.read() as s:
+            replica = await s.scalar(select(func.pg_is_in_recovery()))
+            count = await s.scalar(select(func.count()).where(User.username == name))
+        return {"on_replica": bool(replica), "found": count == 1}
+
+    return app
+
+
+async def test_a_client_reads_its_own_write_in_the_next_request(db: Database) -> None:
+    app = make_app(db)
+    transport = RequestPerTask(app=app)
+    async with app.router.lifespan_context(app):
+        for _ in range(5):
+            name = f"ryw{next(_names)}"
+            writer = httpx.AsyncClient(transport=transport, base_url="http://s")
+            stranger = httpx.AsyncClient(transport=transport, base_url="http://s")
+            async with writer, stranger:
+                created = await writer.post(f"/users/{name}")
+                assert created.status_code == 201
+                token = created.cookies.get(COOKIE)
+                assert token is not None
+                assert token.startswith("w1.")
+                # Another client, no cookie: no waiting, the lagging replica answers, unaware.
+                seen = (await stranger.get(f"/users/{name}")).json()
+                assert seen == {"on_replica": True, "found": False}
+                # The writer's next request brings the cookie back: its write is seen, on the
+                # replica, once the replica has replayed it.
+                mine = (await writer.get(f"/users/{name}")).json()
+                assert mine == {"on_replica": True, "found": True}
+
+
+async def test_a_read_only_request_sets_no_cookie_and_a_bad_cookie_is_ignored(
+    db: Database,
+) -> None:
+    app = make_app(db)
+    transport = RequestPerTask(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://s") as client,
+    ):
+        response = await client.get("/users/nobody")
+        assert response.json() == {"on_replica": True, "found": False}
+        assert COOKIE not in response.cookies
+        client.cookies.set(COOKIE, "'; DROP TABLE users; --")
+        again = await client.get("/users/nobody")
+        assert again.status_code == 200
+        assert again.json()["on_replica"] is True
