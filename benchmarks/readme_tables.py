@@ -2,9 +2,9 @@
 
     python benchmarks/readme_tables.py benchmarks/results/A.json benchmarks/results/B.json
 
-Per benchmark, a row per contender: the first run's median and spread, its throughput, and
-the ratio of every run (so a re-run shows as min..max); then the derived ratios and whether
-the target was met, run by run.
+Per benchmark of the first file, a row per contender: the first run's median and spread, its
+throughput, and the ratio of every run that has the benchmark (a re-run shows as min..max);
+then the derived ratios and whether the target was met, run by run.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def render(runs: list[dict[str, Any]]) -> str:
     """The tables of ``runs`` (parsed result files, same benchmarks) as markdown."""
     out: list[str] = []
     first = runs[0]
-    for index, bench in enumerate(first["benchmarks"]):
-        others = [run["benchmarks"][index] for run in runs]
+    for bench in first["benchmarks"]:
+        # The same benchmark in every run that has it (a re-run may cover only some).
+        others = [b for run in runs for b in run["benchmarks"] if b["id"] == bench["id"]]
         verdicts = ", ".join("met" if b["target_met"] else "missed" for b in others)
         out.append(f"**{bench['id']}: {bench['title']}** — target: {bench['target']} → {verdicts}")
         out.append("")

@@ -6,6 +6,7 @@ afterwards (not timed), so the seeded data stays as it was and every round start
 
 from __future__ import annotations
 
+import gc
 import itertools
 import time
 from typing import Any
@@ -43,6 +44,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
     async def add_many() -> tuple[int, float]:
         rows = fresh_rows()
         async with ctx.db.sessionmaker() as session:
+            gc.collect()  # the fresh input rows' collection is not the insert's cost
             started = time.perf_counter()
             await UserRepository(session).add_many(rows)
             elapsed = time.perf_counter() - started
@@ -52,6 +54,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
     async def orm_add_all() -> tuple[int, float]:
         rows = fresh_rows()
         async with ctx.plain() as session:
+            gc.collect()  # the fresh input rows' collection is not the insert's cost
             started = time.perf_counter()
             session.add_all([User(**row) for row in rows])
             await session.flush()
@@ -62,6 +65,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
     async def core_insert() -> tuple[int, float]:
         rows = fresh_rows()
         async with ctx.plain() as session:
+            gc.collect()  # the fresh input rows' collection is not the insert's cost
             started = time.perf_counter()
             await session.execute(insert(User), rows)
             elapsed = time.perf_counter() - started
@@ -73,6 +77,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
         async with ctx.pool.acquire() as conn:
             transaction = conn.transaction()
             await transaction.start()
+            gc.collect()  # the fresh input rows' collection is not the insert's cost
             started = time.perf_counter()
             await conn.copy_records_to_table("users", records=records, columns=list(COLUMNS))
             elapsed = time.perf_counter() - started
@@ -84,8 +89,8 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
         for stats in outcome.stats:
             outcome.ratios[f"{stats.name} / asyncpg COPY"] = stats.throughput / copy_tp
         ratio = outcome.ratios["add_many / asyncpg COPY"]
-        outcome.target = "add_many >= 0.8x asyncpg COPY"
-        outcome.target_met = ratio >= 0.8
+        outcome.target = "add_many >= 0.95x asyncpg COPY"
+        outcome.target_met = ratio >= 0.95
 
     return Benchmark(
         "B4",
@@ -100,6 +105,8 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
         judge,
         notes=(
             "Timed: the insert call only (add_many, add_all + flush, execute, COPY); building "
-            "the input rows and the final rollback are not timed.",
+            "the input rows, a gc.collect() just before the timer (so the collection the "
+            "freshly built rows trigger lands in no contender's time) and the final rollback "
+            "are not timed.",
         ),
     )
