@@ -33,7 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._session import DALSession, session_scope
+from asyncdal._session import DALSession
+from asyncdal._session_scope import session_scope
 
 __all__ = ["READ_ONLY", "ReadPath", "guard_read_pool", "read_server_settings"]
 

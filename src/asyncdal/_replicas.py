@@ -28,7 +28,8 @@ from asyncdal._config import mask_url
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import DatabaseUnavailableError, InvalidQueryError
 from asyncdal._reads import ReadPath
-from asyncdal._session import DALSession, session_scope
+from asyncdal._session import DALSession
+from asyncdal._session_scope import session_scope
 
 __all__ = [
     "PRIMARY_ONLY",

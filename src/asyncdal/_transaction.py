@@ -30,7 +30,8 @@ from asyncdal._errors import (
     StaleStatementError,
     TransactionUsageError,
 )
-from asyncdal._session import DALSession, check_not_aborted, session_scope
+from asyncdal._session import DALSession
+from asyncdal._session_scope import check_not_aborted, session_scope
 
 __all__ = ["ISOLATION_LEVELS", "run_transaction"]
 
