@@ -25,12 +25,18 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 @pytest.fixture
 async def isolated_db(migrated_url: str) -> AsyncIterator[Database]:
-    """A Database whose application_name no other test (or run) uses."""
+    """A Database whose application_name no other test (or run) uses.
+
+    A read cancelled while its connection is being closed may leave the connection dropped
+    rather than cancelled; ``client_check_interval`` makes the server end such a query
+    promptly (see test_orphaned_queries.py), so "nothing left running" holds under load too.
+    """
     database = Database.from_url(
         migrated_url,
         application_name=f"asyncdal-cancel-{secrets.token_hex(4)}",
         pool_size=5,
         max_overflow=5,
+        client_check_interval=0.2,
     )
     yield database
     await database.dispose()

@@ -107,6 +107,12 @@ class Settings:
             server-side ``statement_timeout`` cannot. ``None`` (default): ``statement_timeout``
             plus 2 s when that is set, else 120 s.
         connect_timeout: seconds to wait while opening a connection.
+        client_check_interval: seconds between the server's checks, during a long query, that
+            its client is still connected (PostgreSQL 14+'s ``client_connection_check_interval``).
+            A query whose client went away (a killed process, a connection the client dropped
+            on a timeout or a cancellation) then stops within this interval instead of running
+            to its end and holding its locks. ``None`` (default): the server's setting (off
+            unless configured), because servers before 14 refuse the parameter.
         application_name: shown in ``pg_stat_activity``, so the layer's queries can be found.
         echo: log every statement (SQLAlchemy's ``echo``).
         slow_query_threshold: seconds; a statement that runs longer is logged at WARNING on
@@ -140,6 +146,7 @@ class Settings:
     statement_timeout: float | None = None
     command_timeout: float | None = None
     connect_timeout: float = 10.0
+    client_check_interval: float | None = None
     application_name: str = "asyncdal"
     echo: bool = False
     slow_query_threshold: float | None = None
@@ -153,6 +160,11 @@ class Settings:
         object.__setattr__(self, "replicas", _replica_urls(self.replicas))
         if not self.replica_wait >= 0:
             raise ConfigurationError(f"replica_wait must be >= 0, got {self.replica_wait!r}")
+        if self.pgbouncer and self.client_check_interval is not None:
+            raise ConfigurationError(
+                "client_check_interval cannot be sent through PgBouncer (pgbouncer=True): it "
+                "refuses the startup parameter; set it on the role instead"
+            )
         if self.pgbouncer and self.statement_timeout is not None:
             raise ConfigurationError(
                 "statement_timeout cannot be sent through PgBouncer (pgbouncer=True): it "
@@ -183,6 +195,7 @@ class Settings:
             "statement_timeout",
             "command_timeout",
             "slow_query_threshold",
+            "client_check_interval",
         ):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -191,11 +204,12 @@ class Settings:
             raise ConfigurationError(
                 f"pool_recycle must be positive or -1 (never), got {self.pool_recycle!r}"
             )
-        if self.statement_timeout is not None and self.statement_timeout > MAX_SERVER_TIMEOUT:
-            raise ConfigurationError(
-                f"statement_timeout must be at most {MAX_SERVER_TIMEOUT:g} s, "
-                f"got {self.statement_timeout!r}"
-            )
+        for name in ("statement_timeout", "client_check_interval"):
+            value = getattr(self, name)
+            if value is not None and value > MAX_SERVER_TIMEOUT:
+                raise ConfigurationError(
+                    f"{name} must be at most {MAX_SERVER_TIMEOUT:g} s, got {value!r}"
+                )
         if "\x00" in self.application_name:
             raise ConfigurationError("application_name contains a NUL byte")
 

@@ -50,6 +50,9 @@ def create_engine(
     }
     if settings.statement_timeout is not None:
         server_settings["statement_timeout"] = str(timeout_ms(settings.statement_timeout))
+    if settings.client_check_interval is not None:
+        interval = timeout_ms(settings.client_check_interval)
+        server_settings["client_connection_check_interval"] = str(interval)
     if settings.pgbouncer:
         # Behind a transaction pooler, consecutive transactions of one client connection
         # run on different server connections: a named prepared statement may be missing
