@@ -16,10 +16,10 @@ from logging.config import fileConfig
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from asyncdal._config import normalize_url
 from asyncdal._database import Database
 from asyncdal._errors import ConfigurationError
 from asyncdal._schema import Base
+from asyncdal._urls import normalize_url
 from asyncdal.alembic import VERSION_TABLE, adopt_legacy_version, include_asyncdal
 
 config = context.config

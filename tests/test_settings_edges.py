@@ -12,7 +12,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from asyncdal import ConfigurationError, Database, QueryTimeoutError, Settings
-from asyncdal._config import mask_url, timeout_ms
+from asyncdal._config import timeout_ms
+from asyncdal._urls import mask_url
 
 SECRET = "qu3ry-Pa55word"
 URL = "postgresql://app@db.example.org:5432/app"

@@ -4,71 +4,17 @@ from __future__ import annotations
 
 import math
 import os
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, fields
 from typing import Any
 
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.engine import URL
 
 from asyncdal._errors import ConfigurationError
-from asyncdal._multihost import expand_hosts
 from asyncdal._url_params import url_fields, url_query
+from asyncdal._urls import REPLICA_URL_SPLIT, mask_url, normalize_url, replica_urls
 
-__all__ = ["Settings", "mask_url", "normalize_url", "timeout_ms"]
-
-_DRIVERS = {"postgres", "postgresql", "postgresql+asyncpg"}
-# ASYNCDAL_REPLICA_URLS is split before each URL's scheme, not at every comma: a multi-host URL
-# has commas of its own.
-_URL_SPLIT = re.compile(r"\s*,\s*(?=postgres(?:ql)?(?:\+asyncpg)?://)")
-
-
-def normalize_url(url: str | URL) -> URL:
-    """Parse ``url`` and make it use the asyncpg driver.
-
-    ``postgres://`` and ``postgresql://`` (as libpq and many platforms write them) become
-    ``postgresql+asyncpg://``. Any other driver raises :class:`ConfigurationError`, and so does
-    a query parameter the layer does not know (see :mod:`asyncdal._url_params`). A password
-    given as ``?password=`` is moved to the URL's password, where every rendering masks it.
-    A libpq multi-host URL
-    (``postgresql://app@db1:5432,db2:5432/app?target_session_attrs=read-write``) is accepted:
-    its hosts become ``host`` query parameters, which asyncpg tries in order.
-    """
-    if isinstance(url, str):
-        url = expand_hosts(url)
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError, TypeError):
-        # The original message may echo the URL, password included: do not chain it.
-        raise ConfigurationError("invalid database URL: it cannot be parsed") from None
-    if parsed.drivername not in _DRIVERS:
-        raise ConfigurationError(
-            f"unsupported database URL scheme {parsed.drivername!r}: "
-            "use postgresql+asyncpg:// (or postgresql://)"
-        )
-    query = url_query(parsed)
-    if "password" in query:
-        if parsed.password is not None and parsed.password != query["password"]:
-            raise ConfigurationError("the database URL gives two different passwords")
-        parsed = parsed.set(password=query["password"]).difference_update_query(["password"])
-    return parsed.set(drivername="postgresql+asyncpg")
-
-
-def mask_url(url: str | URL) -> str:
-    """Render ``url`` with its password replaced by ``***``: safe for logs and messages.
-
-    A password in the query (``?password=``) is masked as well.
-    """
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError, TypeError):
-        return "<unparsable URL>"
-    if "password" in parsed.query:
-        # Rendered like any password: user:***@host.
-        parsed = parsed.difference_update_query(["password"]).set(password="hidden")  # noqa: S106 (a placeholder, rendered as ***)
-    return parsed.render_as_string(hide_password=True)
-
+__all__ = ["Settings", "timeout_ms"]
 
 #: The largest statement_timeout PostgreSQL accepts, in seconds (INT_MAX milliseconds).
 MAX_SERVER_TIMEOUT = (2**31 - 1) / 1000
@@ -157,7 +103,7 @@ class Settings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_url(self.url))
-        object.__setattr__(self, "replicas", _replica_urls(self.replicas))
+        object.__setattr__(self, "replicas", replica_urls(self.replicas))
         if not self.replica_wait >= 0:
             raise ConfigurationError(f"replica_wait must be >= 0, got {self.replica_wait!r}")
         if self.pgbouncer and self.client_check_interval is not None:
@@ -276,7 +222,7 @@ class Settings:
             if f.name == "replicas":
                 urls = env.get("ASYNCDAL_REPLICA_URLS", "").strip()
                 if urls:
-                    values["replicas"] = tuple(_URL_SPLIT.split(urls))
+                    values["replicas"] = tuple(REPLICA_URL_SPLIT.split(urls))
                 continue
             if raw is None or f.name == "url":
                 continue
@@ -353,12 +299,6 @@ def _check_types(settings: Settings) -> None:
                 f"{name} must be {_KIND_NAMES.get(kind, kind)}"
                 f"{' or None' if kind.endswith('None') else ''}, got {value!r}"
             )
-
-
-def _replica_urls(urls: Iterable[str | URL] | str | URL) -> tuple[URL, ...]:
-    if isinstance(urls, str | URL):
-        raise ConfigurationError("replicas must be a list of URLs, not one URL")
-    return tuple(normalize_url(u) for u in urls)
 
 
 def _shown(name: str, value: object) -> str:

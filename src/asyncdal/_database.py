@@ -14,7 +14,7 @@ from typing import Any, Self, TypeVar
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from asyncdal._config import Settings, mask_url
+from asyncdal._config import Settings
 from asyncdal._database_reads import ReadSide
 from asyncdal._engines import create_engine
 from asyncdal._error_mapping import wrap_errors
@@ -26,6 +26,7 @@ from asyncdal._session import DALSession
 from asyncdal._session_scope import check_not_aborted, session_scope
 from asyncdal._stats import DatabaseStats, pool_stats, snapshot
 from asyncdal._transaction import run_transaction
+from asyncdal._urls import mask_url
 
 __all__ = ["Database"]
 

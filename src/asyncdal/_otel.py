@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -14,14 +14,13 @@ try:
     from opentelemetry import metrics, trace
     from opentelemetry.instrumentation.sqlalchemy import engine as sqla_otel
     from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqla_otel_version
-    from opentelemetry.metrics import CallbackOptions, Observation
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("asyncdal.otel needs OpenTelemetry: pip install 'asyncdal[otel]'") from exc
 
 from asyncdal._database import Database
 from asyncdal._observe import GatherTrace, TransactionTrace
-from asyncdal._stats import DatabaseStats, PoolStats
+from asyncdal._otel_metrics import METRICS, register_metrics
 
 __all__ = ["Instrumentation", "instrument"]
 
@@ -47,27 +46,6 @@ _ATTRIBUTES: dict[str, dict[str, str]] = {
     },
 }
 
-# The metric instruments: unit and meaning, all read from db.stats() (Instrumentation.METRICS).
-_METRICS: dict[str, tuple[str, str]] = {
-    "db.client.connection.count": ("{connection}", "open connections, by state (idle, used)"),
-    "db.client.connection.max": ("{connection}", "the most connections the pool may open"),
-    "db.client.connection.idle.max": ("{connection}", "connections the pool keeps open"),
-    "db.client.connection.pending_requests": ("{request}", "tasks waiting for a connection"),
-    "db.client.connection.timeouts": ("{timeout}", "checkouts that gave up (pool timeout)"),
-    "asyncdal.pool.overflow": ("{connection}", "connections open beyond pool_size"),
-    "asyncdal.pool.checkouts": ("{checkout}", "connections handed out"),
-    "asyncdal.pool.wait_time": ("s", "time spent getting connections, all checkouts"),
-    "asyncdal.gather.calls": ("{call}", "db.gather calls"),
-    "asyncdal.gather.reads": ("{read}", "reads submitted to db.gather"),
-    "asyncdal.gather.reads.queued": ("{read}", "reads submitted and not running yet"),
-    "asyncdal.gather.queue_wait_time": ("s", "time reads spent queued, all reads"),
-    "asyncdal.transaction.calls": ("{transaction}", "db.transaction calls"),
-    "asyncdal.transaction.retries": ("{retry}", "attempts run again after 40001/40P01"),
-    "asyncdal.transaction.concurrency_errors": ("{error}", "transactions out of retries"),
-    "asyncdal.query.timeouts": ("{timeout}", "QueryTimeoutError raised to callers"),
-    "asyncdal.errors": ("{error}", "layer errors raised to callers, by error.type"),
-}
-
 
 class Instrumentation:
     """What :func:`instrument` installed on one database; :meth:`uninstrument` removes it."""
@@ -75,7 +53,7 @@ class Instrumentation:
     #: The layer's own span attributes, by span name, with their meaning.
     ATTRIBUTES = _ATTRIBUTES
     #: The metric instruments by name: (unit, meaning). All are read from ``db.stats()``.
-    METRICS = _METRICS
+    METRICS = METRICS
 
     def __init__(self, db: Database, statement_listeners: list[tuple[str, Any]]) -> None:
         self.db = db
@@ -122,7 +100,7 @@ def instrument(
     db.observer.telemetry = _Telemetry(tracer, _server_attributes(db))
     listeners = _trace_statements(db, tracer_provider, meter_provider) if statements else []
     instrumentation = Instrumentation(db, listeners)
-    _register_metrics(meter, instrumentation)
+    register_metrics(meter, instrumentation.db, lambda: instrumentation.active)
     return instrumentation
 
 
@@ -267,83 +245,3 @@ def _statement_failed(context: ExceptionContext) -> None:
     if span.is_recording():
         _failed(span, context.original_exception)
     span.end()
-
-
-_POOL_NAME = "db.client.connection.pool.name"
-# What a metric reads from a snapshot: (value, extra attributes) pairs.
-_Values = Iterable[tuple[float, dict[str, Any]]]
-
-
-def _register_metrics(meter: metrics.Meter, instrumentation: Instrumentation) -> None:
-    db = instrumentation.db
-    url = db.url
-    address = f"{url.host}:{url.port or 5432}/{url.database}"
-
-    def observe(read: Callable[[DatabaseStats], _Values]) -> Any:
-        def callback(options: CallbackOptions) -> Iterable[Observation]:
-            if not instrumentation.active:
-                return []
-            stats = db.stats()
-            return [Observation(value, extra) for value, extra in read(stats)]
-
-        return [callback]
-
-    def gauge(name: str, read: Callable[[DatabaseStats], float]) -> None:
-        unit, description = _METRICS[name]
-        meter.create_observable_up_down_counter(
-            name, observe(lambda s: [(read(s), {})]), unit=unit, description=description
-        )
-
-    def total(name: str, read: Callable[[DatabaseStats], float]) -> None:
-        unit, description = _METRICS[name]
-        meter.create_observable_counter(
-            name, observe(lambda s: [(read(s), {})]), unit=unit, description=description
-        )
-
-    def per_pool(
-        name: str, read: Callable[[PoolStats], Iterable[tuple[float, dict[str, Any]]]]
-    ) -> None:
-        # One series per pool (main, read), told apart by the pool name the conventions define.
-        unit, description = _METRICS[name]
-        meter.create_observable_up_down_counter(
-            name,
-            observe(
-                lambda s: [
-                    (value, {_POOL_NAME: f"{address} {pool_name}", **extra})
-                    for pool_name, p in s.pools.items()
-                    for value, extra in read(p)
-                ]
-            ),
-            unit=unit,
-            description=description,
-        )
-
-    per_pool(
-        "db.client.connection.count",
-        lambda p: [
-            (p.idle, {"db.client.connection.state": "idle"}),
-            (p.checked_out, {"db.client.connection.state": "used"}),
-        ],
-    )
-    per_pool("db.client.connection.max", lambda p: [(p.pool_size + p.max_overflow, {})])
-    per_pool("db.client.connection.idle.max", lambda p: [(p.pool_size, {})])
-    per_pool("asyncdal.pool.overflow", lambda p: [(p.overflow, {})])
-    gauge("db.client.connection.pending_requests", lambda s: s.waiting)
-    total("db.client.connection.timeouts", lambda s: s.pool_timeouts_total)
-    total("asyncdal.pool.checkouts", lambda s: s.checkouts_total)
-    total("asyncdal.pool.wait_time", lambda s: s.connection_wait_seconds)
-    total("asyncdal.gather.calls", lambda s: s.gathers_total)
-    total("asyncdal.gather.reads", lambda s: s.gather_reads_total)
-    gauge("asyncdal.gather.reads.queued", lambda s: s.gather_reads_queued)
-    total("asyncdal.gather.queue_wait_time", lambda s: s.gather_queue_wait_seconds)
-    total("asyncdal.transaction.calls", lambda s: s.transactions_total)
-    total("asyncdal.transaction.retries", lambda s: s.transaction_retries_total)
-    total("asyncdal.transaction.concurrency_errors", lambda s: s.concurrency_errors_total)
-    total("asyncdal.query.timeouts", lambda s: s.query_timeouts_total)
-    unit, description = _METRICS["asyncdal.errors"]
-    meter.create_observable_counter(
-        "asyncdal.errors",
-        observe(lambda s: [(n, {"error.type": name}) for name, n in sorted(s.errors.items())]),
-        unit=unit,
-        description=description,
-    )

@@ -24,12 +24,12 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from asyncdal._config import mask_url
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import DatabaseUnavailableError, InvalidQueryError
 from asyncdal._reads import ReadPath
 from asyncdal._session import DALSession
 from asyncdal._session_scope import session_scope
+from asyncdal._urls import mask_url
 
 __all__ = [
     "PRIMARY_ONLY",

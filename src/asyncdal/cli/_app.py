@@ -19,10 +19,10 @@ import typer
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from asyncdal._config import mask_url
 from asyncdal._database import Database
 from asyncdal._error_mapping import translate_error
 from asyncdal._errors import AsyncDALError, ConfigurationError
+from asyncdal._urls import mask_url
 
 __all__ = ["app", "main"]
 
