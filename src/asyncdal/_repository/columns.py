@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, SmallInteger, String
+from sqlalchemy import Boolean, Column, Integer, String
 
-from asyncdal._repository.values import Check
+from asyncdal._repository.values import Check, integer_bound
 
 __all__ = ["CHUNK", "ColumnCheck", "checked_records", "column_check_for"]
 
@@ -30,8 +30,6 @@ CHUNK = 4096
 #: Accepts a whole column (True), or cannot tell (False: check value by value).
 ColumnCheck = Callable[[list[Any]], bool]
 
-_INT_BOUNDS = ((SmallInteger, 2**15), (BigInteger, 2**63), (Integer, 2**31))
-
 
 def column_check_for(column: Column[Any]) -> ColumnCheck | None:
     """A whole-column test for ``column``, or ``None`` when it has none (see the module)."""
@@ -39,7 +37,7 @@ def column_check_for(column: Column[Any]) -> ColumnCheck | None:
     if isinstance(kind, Boolean):
         return lambda values: set(map(type, values)) == {bool}
     if isinstance(kind, Integer):
-        bound = next(b for t, b in _INT_BOUNDS if isinstance(kind, t))
+        bound = integer_bound(kind)
 
         def integers(values: list[Any]) -> bool:
             return set(map(type, values)) == {int} and min(values) >= -bound and max(values) < bound

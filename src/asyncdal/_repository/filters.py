@@ -24,7 +24,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Column,
     ColumnElement,
@@ -32,11 +31,11 @@ from sqlalchemy import (
     Enum,
     Integer,
     Numeric,
-    SmallInteger,
     String,
 )
 
 from asyncdal._errors import InvalidQueryError
+from asyncdal._repository.values import describe, integer_bound
 
 __all__ = [
     "Filter",
@@ -58,7 +57,6 @@ _ORDERED = (*_EQUALITY, "lt", "lte", "gt", "gte")
 _TEXT = (*_ORDERED, "contains", "icontains", "startswith", "istartswith")
 ALL_OPERATORS = frozenset(_TEXT)
 
-_INT_BOUNDS = {SmallInteger: 2**15, BigInteger: 2**63, Integer: 2**31}
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
@@ -127,11 +125,8 @@ def operators_for(column: Column[Any]) -> tuple[str, ...]:
 
 
 def _bad(column: Column[Any], value: object, expected: str) -> InvalidQueryError:
-    shown = repr(value)
-    if len(shown) > 60:
-        shown = shown[:57] + "..."
     return InvalidQueryError(
-        f"invalid value {shown} for field {column.name!r}: expected {expected}"
+        f"invalid value {describe(value)} for field {column.name!r}: expected {expected}"
     )
 
 
@@ -148,7 +143,7 @@ def _text(column: Column[Any], value: object) -> str:
 
 
 def _int(column: Column[Any], value: object) -> int:
-    bound = next(b for t, b in _INT_BOUNDS.items() if isinstance(column.type, t))
+    bound = integer_bound(column.type)  # type: ignore[arg-type]
     if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
         value = int(value.strip())
     if not isinstance(value, int) or isinstance(value, bool) or not -bound <= value < bound:

@@ -46,6 +46,7 @@ __all__ = [
     "check_keys",
     "checker_for",
     "describe",
+    "integer_bound",
     "key_column",
 ]
 
@@ -56,6 +57,11 @@ Check = Callable[[object], None]
 MAX_KEYS = 100_000
 
 _INT_BOUNDS = ((SmallInteger, 2**15), (BigInteger, 2**63), (Integer, 2**31))
+
+
+def integer_bound(type_: Integer) -> int:
+    """``2**(bits - 1)`` of an integer column type: its values lie in ``[-bound, bound)``."""
+    return next(b for t, b in _INT_BOUNDS if isinstance(type_, t))
 
 
 def describe(value: object) -> str:
@@ -171,8 +177,7 @@ def _type_check(name: str, column: Column[Any]) -> Check:
     if isinstance(type_, Enum) and type_.enum_class is not None:
         return _enumerated(name, type_.enum_class)
     if isinstance(type_, Integer):
-        bound = next(b for t, b in _INT_BOUNDS if isinstance(type_, t))
-        return _integer(name, bound)
+        return _integer(name, integer_bound(type_))
     if isinstance(type_, Numeric):
         return _numeric(name, type_.precision, type_.scale)
     if isinstance(type_, DateTime):
