@@ -271,28 +271,20 @@ class Repository(ReadRepository[M]):
             self._checks[key](value)
 
     def _check_rows(self, batch: builtins.list[Mapping[str, Any]], names: frozenset[str]) -> None:
-        """One pass over ``batch``: every row has the keys ``names``, every value fits."""
-        width = len(names)
-        checks = [(name, self._checks[name]) for name in sorted(names)]
-        for row in batch:
-            # Same length, and every name present, means the same keys: cheaper than
-            # comparing key sets, which shows on 100k-row batches.
-            if len(row) != width:
-                raise self._mixed_keys(names, row)
-            try:
-                for name, check in checks:
-                    check(row[name])
-            except KeyError:
-                raise self._mixed_keys(names, row) from None
-            except InvalidQueryError as exc:
-                raise type(exc)(f"add_many: {exc}") from None
+        """Every row has the keys ``names`` and every value fits, before an INSERT is sent.
+
+        The same checks as the COPY path's :meth:`_checked_records`, run to the end first: an
+        INSERT, unlike a streamed COPY, cannot stop half-way.
+        """
+        for _ in self._checked_records(batch, names, sorted(names)):
+            pass
 
     def _checked_records(
         self, batch: builtins.list[Mapping[str, Any]], names: frozenset[str], keys: Sequence[str]
     ) -> Iterator[tuple[Any, ...]]:
-        """The rows of ``batch`` as tuples in the order of ``keys``, checked as they go: the
-        checks of :meth:`_check_rows`, column by column (see ``columns``), in the pass that
-        feeds COPY."""
+        """The rows of ``batch`` as tuples in the order of ``keys``, checked as they go: every
+        row has the keys ``names``, every value fits its column (column by column, see
+        ``columns``), in the pass that feeds COPY."""
         columns = [self._columns[key] for key in keys]
         records = checked_records(
             batch,
