@@ -118,3 +118,36 @@ async def test_a_read_only_request_sets_no_cookie_and_a_bad_cookie_is_ignored(
         again = await client.get("/users/nobody")
         assert again.status_code == 200
         assert again.json()["on_replica"] is True
+
+
+async def test_misuse_and_garbage_pass_through_untouched() -> None:
+    # Misuse: the middleware on an app whose lifespan never set app.state.db.
+    bare = FastAPI()
+    bare.add_middleware(ReadYourWrites)
+
+    @bare.get("/ping")
+    async def ping() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    transport = RequestPerTask(app=bare)
+    async with httpx.AsyncClient(transport=transport, base_url="http://s") as client:
+        response = await client.get("/ping", headers={"cookie": f"{COOKIE}=w1.ff"})
+        assert response.json() == {"ok": "yes"}
+        assert COOKIE not in response.cookies
+        # A cookie header the parser rejects, and an oversize token: ignored, not a 500.
+        for header in ('";;=\x7f"', f"{COOKIE}=w1.{'f' * 5000}"):
+            assert (await client.get("/ping", headers={"cookie": header})).status_code == 200
+
+
+async def test_an_oversize_or_foreign_token_never_reaches_the_router(db: Database) -> None:
+    app = make_app(db)
+    transport = RequestPerTask(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://s") as client,
+    ):
+        for token in (f"w1.{'f' * 17}", "w2.10", "w1.-1", "w1.ZZ"):
+            client.cookies.set(COOKIE, token)
+            seen = (await client.get("/users/nobody")).json()
+            # Ignored: no wait for an impossible position, the replica answers at once.
+            assert seen == {"on_replica": True, "found": False}
