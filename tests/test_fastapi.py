@@ -109,7 +109,7 @@ async def test_the_readme_example_runs(
 
     monkeypatch.setenv("DATABASE_URL", migrated_url)
     namespace: dict[str, object] = {}
-    exec(compile(_python_block_after("### FastAPI"), "README.md", "exec"), namespace)
+    exec(compile(_python_block_after("## FastAPI"), "README.md", "exec"), namespace)
     app = namespace["app"]
     assert isinstance(app, FastAPI)
     async with app.router.lifespan_context(app), client_for(app) as client:

@@ -89,14 +89,14 @@ def test_enabled_with_the_ini_flag(service: Path, server_url: str) -> None:
 def test_the_readme_example(tmp_path: Path, server_url: str) -> None:
     import re
 
-    from tests.test_readme import README, _python_block_after
+    from tests.test_readme import _python_block_after, _text_with
 
-    text = README.read_text()
-    section = text[text.index("### Testing a service") :]
+    text = _text_with("## Testing a service")
+    section = text[text.index("## Testing a service") :]
     toml = re.search(r"```toml\n(.*?)```", section, re.DOTALL)
     assert toml is not None
     (tmp_path / "pyproject.toml").write_text(toml.group(1))
-    (tmp_path / "test_readme_example.py").write_text(_python_block_after("### Testing a service"))
+    (tmp_path / "test_readme_example.py").write_text(_python_block_after("## Testing a service"))
     result = _pytest(tmp_path, server_url)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "1 passed" in result.stdout

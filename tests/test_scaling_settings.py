@@ -41,12 +41,12 @@ def test_bad_scaling_settings_are_configuration_errors() -> None:
         Settings.from_url(PRIMARY, pgbouncer=True, statement_timeout=5.0)
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+SCALING = Path(__file__).resolve().parents[1] / "docs" / "scaling.md"
 
 
-async def test_the_readme_scaling_examples_configure_what_they_say() -> None:
-    text = README.read_text()
-    section = text[text.index("## Scaling out") :]
+async def test_the_docs_scaling_examples_configure_what_they_say() -> None:
+    text = SCALING.read_text()
+    section = text[text.index("## Three set-ups") :]
     section = section[: section.index("\n## ", 1)]
     blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
     assert len(blocks) == 3
@@ -54,7 +54,7 @@ async def test_the_readme_scaling_examples_configure_what_they_say() -> None:
     for code in blocks:
         namespace: dict[str, Any] = {"Database": Database, "PostRepository": PostRepository}
         namespace["Post"] = Post
-        exec(compile(code, "README.md", "exec"), namespace)
+        exec(compile(code, "docs/scaling.md", "exec"), namespace)
         made.append(namespace["db"])
     replicated, bounced, failover = made
     try:

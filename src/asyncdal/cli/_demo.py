@@ -179,7 +179,7 @@ def _timings(title: str, sequential: float, gathered: float, reads: int) -> Tabl
         table.caption = (
             f"db.gather was no faster here: {os.cpu_count()} CPU cores, and the reads are "
             "short or CPU-bound on the server, so they compete rather than overlap. "
-            "Fan-out pays when reads wait: I/O, locks, network latency (README, benchmark B1)."
+            "Fan-out pays when reads wait: I/O, locks, network latency (docs/benchmarks.md, B1)."
         )
     return table
 
