@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from asyncpg import exceptions as pg_exc
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.orm.exc import StaleDataError
 
 from asyncdal._errors import (
@@ -47,7 +48,9 @@ __all__ = [
 
 _DRIVER_ERRORS = (
     sa_exc.SQLAlchemyError,
-    sa_exc.EmulatedDBAPIException,  # SQLAlchemy's asyncpg adapter errors (an error's .orig)
+    # The DB-API errors of SQLAlchemy's asyncpg adapter (an error's ``.orig``): PEP 249's
+    # ``Error`` of the module the dialect imports, the same public path on 2.0 and 2.1.
+    PGDialect_asyncpg.import_dbapi().Error,
     pg_exc.PostgresError,
     pg_exc.InterfaceError,
     pg_exc.InternalClientError,
