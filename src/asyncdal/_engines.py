@@ -17,7 +17,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from asyncdal._config import Settings, timeout_ms
 from asyncdal._errors import DatabaseUnavailableError
-from asyncdal._network import tune_connection
+from asyncdal._network import install_network_hooks
 from asyncdal._observe import Observer
 from asyncdal._reads import guard_read_pool, read_server_settings
 from asyncdal._slow_query import log_slow_queries
@@ -90,12 +90,8 @@ def create_engine(
         engine.pool.dal_counters = observer.counters
     if settings.slow_query_threshold is not None:
         log_slow_queries(engine.sync_engine, settings.slow_query_threshold)
-    event.listen(engine.sync_engine, "connect", _tune)
+    install_network_hooks(engine.sync_engine)
     return engine
-
-
-def _tune(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
-    tune_connection(dbapi_connection)
 
 
 def _map_connect_timeout(engine: AsyncEngine, seconds: float) -> None:

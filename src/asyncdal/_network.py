@@ -6,10 +6,12 @@ the client waiting on a socket that will never answer. Three things bound that w
 - asyncpg's ``command_timeout`` (set by :class:`Database` from the settings) bounds each call;
 - TCP keepalive on every connection (idle 30 s, then a probe every 10 s, 3 probes) lets the
   kernel notice a dead peer on a connection that is waiting for an answer, after about 60 s;
-- when SQLAlchemy discards a broken connection it first tries a polite close, which asyncpg
-  bounds by 2 s; over a dead network that close can never succeed, so the layer bounds it by
-  :data:`CLOSE_TIMEOUT` instead, then drops the socket. That is the margin ``gather(timeout=t)``
-  may take beyond ``t``.
+- when SQLAlchemy discards a broken connection (invalidates it) it first tries a polite close,
+  which asyncpg bounds by 2 s; over a dead network that close can never succeed. The layer
+  terminates the asyncpg connection from the pool's public ``invalidate`` event instead: the
+  socket is dropped at once and the polite close that follows has nothing left to do. A
+  connection closed for any other reason (returned to a pool being disposed, recycled) still
+  says goodbye to the server.
 """
 
 from __future__ import annotations
@@ -18,31 +20,39 @@ import contextlib
 import socket
 from typing import Any
 
-from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["CLOSE_TIMEOUT", "KEEPALIVE", "tune_connection"]
+__all__ = ["KEEPALIVE", "install_network_hooks", "tune_connection"]
 
-#: Seconds a discarded connection may spend saying goodbye to the server.
-CLOSE_TIMEOUT = 0.25
 #: TCP keepalive: seconds idle before the first probe, seconds between probes, probe count.
 KEEPALIVE = (30, 10, 3)
 
 
-class _QuickCloseConnection(AsyncAdapt_asyncpg_connection):
-    """SQLAlchemy's asyncpg connection, with the polite close bounded by CLOSE_TIMEOUT."""
+def install_network_hooks(engine: Engine) -> None:
+    """Keepalive on every new connection; a discarded connection's socket dropped at once."""
+    event.listen(engine, "connect", _on_connect)
+    event.listen(engine, "invalidate", _on_invalidate)
 
-    __slots__ = ()
 
-    async def _terminate_graceful_close(self) -> None:
-        await self._connection.close(timeout=CLOSE_TIMEOUT)  # type: ignore[arg-type]
-        self._transaction = None
+def _on_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    tune_connection(dbapi_connection)
+
+
+def _on_invalidate(
+    dbapi_connection: Any, record: ConnectionPoolEntry, exception: BaseException | None
+) -> None:
+    # Fired before SQLAlchemy closes an invalidated connection. asyncpg's public terminate()
+    # closes the socket without a round trip; SQLAlchemy's close then finds it closed.
+    driver_connection = getattr(dbapi_connection, "driver_connection", None)
+    if driver_connection is not None and not driver_connection.is_closed():
+        driver_connection.terminate()
 
 
 def tune_connection(dbapi_connection: Any) -> None:
-    """Keepalive on the new connection's socket, and the bounded close on its adapter."""
-    if type(dbapi_connection) is AsyncAdapt_asyncpg_connection:
-        # Same layout (no new slots): only the close behaviour changes.
-        dbapi_connection.__class__ = _QuickCloseConnection
+    """TCP keepalive on a new connection's socket (a unix socket is left alone)."""
+    # asyncpg has no public accessor for its transport (checked 0.29-0.32): read, never set.
     transport = getattr(dbapi_connection.driver_connection, "_transport", None)
     sock = transport.get_extra_info("socket") if transport is not None else None
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
