@@ -208,6 +208,12 @@ async def test_a_failed_transaction_says_the_error_class_not_its_message(
     assert span.status.status_code is StatusCode.ERROR
     assert dict(span.attributes or {})["error.type"] == "DuplicateError"
     assert traced.value("asyncdal.errors", **{"error.type": "DuplicateError"}) == 1
+    # The failed INSERT's own span: the layer's class and the SQLSTATE, not the adapter's
+    # UniqueViolationError.
+    [insert] = [s for s in traced.finished() if s.name.startswith("INSERT")]
+    assert insert.status.status_code is StatusCode.ERROR
+    assert dict(insert.attributes or {})["error.type"] == "DuplicateError"
+    assert dict(insert.attributes or {})["db.response.status_code"] == "23505"
     _assert_nothing_leaks(traced.finished())
 
 

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, ExceptionContext
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 try:
     from opentelemetry import metrics, trace
-    from opentelemetry.instrumentation.sqlalchemy import engine as sqla_otel
-    from opentelemetry.instrumentation.sqlalchemy.version import __version__ as sqla_otel_version
     from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("asyncdal.otel needs OpenTelemetry: pip install 'asyncdal[otel]'") from exc
 
 from asyncdal._database import Database
+from asyncdal._error_mapping import sqlstate_of, translate_error
 from asyncdal._observe import GatherTrace, TransactionTrace
 from asyncdal._otel_metrics import METRICS, register_metrics
 
@@ -70,7 +69,6 @@ class Instrumentation:
             for identifier, listener in self._statement_listeners:
                 if event.contains(engine, identifier, listener):
                     event.remove(engine, identifier, listener)
-            _forget_listeners(engine)
 
 
 def instrument(
@@ -90,15 +88,16 @@ def instrument(
         db: the database to instrument.
         tracer_provider: where spans go; default: the global provider.
         meter_provider: where metrics go; default: the global provider.
-        statements: also one span per statement (the official SQLAlchemy instrumentation).
-            Off: only the layer's spans.
+        statements: also one span per statement (a ``CLIENT`` span named after the
+            statement's first keyword and the database, e.g. ``SELECT app``). Off: only the
+            layer's spans.
     """
     if db.observer.telemetry is not None:
         raise RuntimeError("this Database is already instrumented")
     tracer = trace.get_tracer(_SCOPE, _VERSION, tracer_provider)
     meter = metrics.get_meter(_SCOPE, _VERSION, meter_provider)
     db.observer.telemetry = _Telemetry(tracer, _server_attributes(db))
-    listeners = _trace_statements(db, tracer_provider, meter_provider) if statements else []
+    listeners = _StatementTracer(tracer, db).install() if statements else []
     instrumentation = Instrumentation(db, listeners)
     register_metrics(meter, instrumentation.db, lambda: instrumentation.active)
     return instrumentation
@@ -118,8 +117,14 @@ def _server_attributes(db: Database) -> dict[str, Any]:
 
 def _failed(span: Span, exc: BaseException) -> None:
     # The class only: an exception's message may quote a value (a duplicate key's detail).
+    # A driver error is named by the layer's class it maps to (DuplicateError, not the
+    # adapter's UniqueViolationError), and its SQLSTATE goes beside it.
     span.set_status(Status(StatusCode.ERROR))
-    span.set_attribute("error.type", type(exc).__qualname__)
+    mapped = translate_error(exc)
+    span.set_attribute("error.type", type(mapped if mapped is not None else exc).__qualname__)
+    sqlstate = sqlstate_of(exc)
+    if sqlstate is not None:
+        span.set_attribute("db.response.status_code", sqlstate)
 
 
 class _Telemetry:
@@ -196,52 +201,83 @@ class _TransactionTrace:
         )
 
 
-def _trace_statements(
-    db: Database,
-    tracer_provider: trace.TracerProvider | None,
-    meter_provider: metrics.MeterProvider | None,
-) -> list[tuple[str, Any]]:
-    """Install the official SQLAlchemy instrumentation's listeners on this database's engines
-    only (the main pool's and the read pool's)."""
-    scope = "opentelemetry.instrumentation.sqlalchemy"
-    tracer = trace.get_tracer(scope, sqla_otel_version, tracer_provider)
-    meter = metrics.get_meter(scope, sqla_otel_version, meter_provider)
-    usage = meter.create_up_down_counter(
-        "db.client.connections.usage", unit="connections", description="connections by state"
-    )
-    for engine in _engines(db):
-        sqla_otel.EngineTracer(tracer, engine, usage)  # type: ignore[no-untyped-call]  # untyped package
-        # Its error listener puts str(exception) in the span status, and PostgreSQL's messages
-        # can quote a bound value ('invalid input syntax for type integer: "..."'): use ours.
-        original = getattr(sqla_otel, "_handle_error", None)
-        if original is not None and event.contains(engine, "handle_error", original):
-            event.remove(engine, "handle_error", original)
-            _forget_listeners(engine, only=original)
-        event.listen(engine, "handle_error", _statement_failed)
-    return [("handle_error", _statement_failed)]
+class _StatementTracer:
+    """One ``CLIENT`` span per statement, from the engines' public cursor-execute events.
+
+    The span of a statement in flight is kept in its connection's ``info`` (a connection runs
+    one statement at a time). Its attributes: the server's (see :func:`_server_attributes`),
+    ``db.operation.name`` and ``db.query.text``: the SQL as sent, with ``$n`` placeholders, never
+    the bound values.
+    """
+
+    _KEY = "asyncdal.otel.statement_span"
+
+    def __init__(self, tracer: trace.Tracer, db: Database) -> None:
+        self._tracer = tracer
+        self._db = db
+        self._attributes = _server_attributes(db)
+        self._name_suffix = f" {db.url.database}" if db.url.database else ""
+
+    def install(self) -> list[tuple[str, Any]]:
+        """Listen on every engine of the database; the listeners, for :meth:`uninstrument`."""
+        listeners: list[tuple[str, Any]] = [
+            ("before_cursor_execute", self._started),
+            ("after_cursor_execute", self._finished),
+            ("handle_error", self._failed),
+        ]
+        for engine in _engines(self._db):
+            for identifier, listener in listeners:
+                event.listen(engine, identifier, listener)
+        return listeners
+
+    def _started(
+        self,
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
+        attributes = {
+            **self._attributes,
+            "db.operation.name": operation,
+            "db.query.text": statement,
+        }
+        interrupted: Span | None = conn.info.pop(self._KEY, None)
+        if interrupted is not None:
+            # The previous statement never reported back (cancelled mid-flight): close it.
+            interrupted.set_status(Status(StatusCode.ERROR))
+            interrupted.set_attribute("error.type", "CancelledError")
+            interrupted.end()
+        conn.info[self._KEY] = self._tracer.start_span(
+            operation + self._name_suffix, kind=SpanKind.CLIENT, attributes=attributes
+        )
+
+    def _finished(
+        self,
+        conn: Connection,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        span: Span | None = conn.info.pop(self._KEY, None)
+        if span is not None:
+            span.end()
+
+    def _failed(self, context: ExceptionContext) -> None:
+        conn = context.connection
+        span: Span | None = conn.info.pop(self._KEY, None) if conn is not None else None
+        if span is None:
+            return
+        if span.is_recording():
+            _failed(span, context.original_exception)
+        span.end()
 
 
 def _engines(db: Database) -> list[Engine]:
     """The database's sync engines: main pool, read pool, replicas."""
     return [engine.sync_engine for engine in db.engines()]
-
-
-def _forget_listeners(engine: Engine, only: Callable[..., Any] | None = None) -> None:
-    """Remove the instrumentation's listeners on ``engine`` (all, or ``only``) and its record."""
-    registry: list[tuple[Any, str, Any]] = sqla_otel.EngineTracer._remove_event_listener_params
-    for entry in list(registry):
-        target, identifier, listener = entry
-        if target() is not engine or (only is not None and listener is not only):
-            continue
-        if only is None and event.contains(engine, identifier, listener):
-            event.remove(engine, identifier, listener)
-        registry.remove(entry)
-
-
-def _statement_failed(context: ExceptionContext) -> None:
-    span = getattr(context.execution_context, "_otel_span", None)
-    if span is None:
-        return
-    if span.is_recording():
-        _failed(span, context.original_exception)
-    span.end()

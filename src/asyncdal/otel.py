@@ -10,8 +10,9 @@
 
 What you get:
 
-- **statement spans** (``SELECT``, ``INSERT``... one per statement) from the official
-  ``opentelemetry-instrumentation-sqlalchemy``, installed on this database's engine only;
+- **statement spans** (``SELECT app``, ``INSERT app``... one ``CLIENT`` span per statement,
+  with the SQL text and its ``$n`` placeholders but never the values), from the layer's own
+  listeners on this database's engines only (no global patching);
 - **the layer's spans**, which no instrumentation can see: ``asyncdal.gather`` for each
   ``db.gather`` call with one ``asyncdal.gather.read`` child per read (its queue wait and run
   time as attributes), and ``asyncdal.transaction`` for each ``db.transaction`` with every
@@ -26,7 +27,8 @@ Span attributes follow the OpenTelemetry database conventions (``db.system``,
 the ``asyncdal.`` prefix (listed in ``Instrumentation.ATTRIBUTES``, the metrics in
 ``Instrumentation.METRICS``). No attribute, event or status carries a
 bound parameter, a password or an error message (messages may quote values): a failed span has
-status ERROR and ``error.type``, the exception's class name. This module is the only one that
+status ERROR and ``error.type``, the class name of the layer's error (``DuplicateError``), plus
+``db.response.status_code``, the SQLSTATE, on a statement span. This module is the only one that
 imports OpenTelemetry, and only when it is imported; a database that is not instrumented pays
 one ``is None`` test per ``gather``/``transaction`` call.
 """
