@@ -20,9 +20,9 @@ from decimal import Decimal
 
 from sqlalchemy import text
 
-from asyncdal import ConcurrencyError, Database, InsufficientStockError, upgrade
+from asyncdal import ConcurrencyError, Database, upgrade
 from asyncdal.accounts import User
-from asyncdal.commerce import OrderRepository, Product
+from asyncdal.commerce import InsufficientStockError, OrderRepository, Product
 from asyncdal.testing import EmbeddedPostgres
 
 BUYERS = 300

@@ -57,4 +57,3 @@ def test_installed_version_is_in_the_declared_range(requirement: Requirement) ->
             f"the lowest-versions run installed {requirement.name} {installed}, not its declared "
             f"lower bound {_lower_bound(requirement)}: raise the bound to what is tested"
         )
-

@@ -12,12 +12,12 @@ from asyncdal import (
     ConflictError,
     DALSession,
     Database,
-    InsufficientStockError,
     InvalidQueryError,
     NotFoundError,
 )
 from asyncdal.accounts import UserRepository
 from asyncdal.commerce import (
+    InsufficientStockError,
     Order,
     OrderItem,
     OrderRepository,

@@ -16,7 +16,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from asyncdal.testing._embedded import EmbeddedPostgres, EmbeddedPostgresError, find_bin_dir
+from asyncdal.testing import EmbeddedPostgres, EmbeddedPostgresError
+from asyncdal.testing._embedded import find_bin_dir
 
 
 def _have_postgres() -> bool:

@@ -34,7 +34,6 @@ from asyncdal import (
     DatabaseUnavailableError,
     DuplicateError,
     ForeignKeyError,
-    InsufficientStockError,
     InvalidQueryError,
     MigrationError,
     NotFoundError,
@@ -43,7 +42,7 @@ from asyncdal import (
     current_revision,
     head_revision,
 )
-from asyncdal.commerce import Product
+from asyncdal.commerce import InsufficientStockError, Product
 from asyncdal.fastapi import INTERNAL_ERROR_MESSAGE
 from tests.conftest import TEST_APPLICATION_NAME, _dsn
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import asyncpg
 
 import asyncdal
-from asyncdal._migrate import script_location
+from asyncdal.alembic import script_location
 from asyncdal.testing import EmbeddedPostgres
 
 HERE = Path(__file__).resolve().parent

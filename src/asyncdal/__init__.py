@@ -9,7 +9,10 @@ domain lives in public subpackages (:mod:`asyncdal.accounts`, :mod:`asyncdal.soc
 in :mod:`asyncdal.cli`.
 """
 
-from asyncdal._base import Base
+import importlib as _importlib
+import warnings as _warnings
+
+from asyncdal._base import Base, CreatedAtMixin, IdMixin, VersionedMixin
 from asyncdal._config import Settings
 from asyncdal._database import Database
 from asyncdal._errors import (
@@ -22,9 +25,7 @@ from asyncdal._errors import (
     ConflictError,
     DatabaseUnavailableError,
     DuplicateError,
-    EmbeddedPostgresError,
     ForeignKeyError,
-    InsufficientStockError,
     InvalidQueryError,
     InvalidTypeError,
     MigrationError,
@@ -37,8 +38,9 @@ from asyncdal._errors import (
     StaleWriteError,
     TransactionUsageError,
 )
+from asyncdal._gather import Read
 from asyncdal._migrate import check_schema, current_revision, downgrade, head_revision, upgrade
-from asyncdal._repository import Filter, Page, Repository
+from asyncdal._repository import Filter, Page, ReadRepository, Repository, WhereSpec
 from asyncdal._session import DALSession
 from asyncdal._stats import DatabaseStats, PoolStats
 
@@ -53,15 +55,15 @@ __all__ = [
     "ConcurrentSessionUseError",
     "ConfigurationError",
     "ConflictError",
+    "CreatedAtMixin",
     "DALSession",
     "Database",
     "DatabaseStats",
     "DatabaseUnavailableError",
     "DuplicateError",
-    "EmbeddedPostgresError",
     "Filter",
     "ForeignKeyError",
-    "InsufficientStockError",
+    "IdMixin",
     "InvalidQueryError",
     "InvalidTypeError",
     "MigrationError",
@@ -70,13 +72,17 @@ __all__ = [
     "PoolStats",
     "QueryError",
     "QueryTimeoutError",
+    "Read",
     "ReadOnlyTransactionError",
+    "ReadRepository",
     "Repository",
     "SessionClosedError",
     "Settings",
     "StaleStatementError",
     "StaleWriteError",
     "TransactionUsageError",
+    "VersionedMixin",
+    "WhereSpec",
     "__version__",
     "check_schema",
     "current_revision",
@@ -84,3 +90,21 @@ __all__ = [
     "head_revision",
     "upgrade",
 ]
+
+# Errors that moved to the package they belong to; the old names still work, with a warning.
+_MOVED = {
+    "EmbeddedPostgresError": "asyncdal.testing",
+    "InsufficientStockError": "asyncdal.commerce",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _MOVED.get(name)
+    if home is None:
+        raise AttributeError(f"module 'asyncdal' has no attribute {name!r}")
+    _warnings.warn(
+        f"asyncdal.{name} moved to {home}.{name}; import it from there",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return getattr(_importlib.import_module(home), name)

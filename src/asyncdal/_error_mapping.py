@@ -50,7 +50,7 @@ _DRIVER_ERRORS = (
     sa_exc.SQLAlchemyError,
     # The DB-API errors of SQLAlchemy's asyncpg adapter (an error's ``.orig``): PEP 249's
     # ``Error`` of the module the dialect imports, the same public path on 2.0 and 2.1.
-    PGDialect_asyncpg.import_dbapi().Error,
+    PGDialect_asyncpg.import_dbapi().Error,  # type: ignore[no-untyped-call]
     pg_exc.PostgresError,
     pg_exc.InterfaceError,
     pg_exc.InternalClientError,

@@ -8,7 +8,6 @@ Every error the layer raises derives from :class:`AsyncDALError`, so a caller ca
     │   ├── DuplicateError            (SQLSTATE 23505, unique violation)
     │   ├── ForeignKeyError           (SQLSTATE 23503, foreign key violation)
     │   ├── CheckViolationError       (SQLSTATE 23514 / 23502, check or not-null violation)
-    │   ├── InsufficientStockError    (an order asked for more than is in stock)
     │   └── StaleWriteError           (the row changed since it was read: its version moved)
     ├── InvalidQueryError             (also a ValueError: a bad argument: unknown field, operator,
     │   │                              sort key, a value that does not fit its column, ...)
@@ -26,8 +25,13 @@ Every error the layer raises derives from :class:`AsyncDALError`, so a caller ca
     ├── SessionClosedError            (a session used after its block ended)
     ├── TransactionUsageError         (db.transaction misused: nested, or fn committing)
     ├── ConfigurationError            (also a ValueError: bad URL or option)
-    ├── MigrationError                (the schema could not be migrated or checked)
-    └── EmbeddedPostgresError         (the throwaway local server could not start)
+    └── MigrationError                (the schema could not be migrated or checked)
+
+Errors of the sample domain and of the test helpers live with them and derive from this tree:
+``asyncdal.commerce.InsufficientStockError`` (a ``ConflictError``) and
+``asyncdal.testing.EmbeddedPostgresError``. A service's own domain errors can do the same:
+subclass ``ConflictError``, set ``code`` and ``public_fields``, and the FastAPI handlers
+answer them like the layer's own.
 
 The driver's exception is always chained (``raise ... from exc``), and no message ever contains a
 password: URLs are rendered with the password masked.
@@ -45,9 +49,7 @@ __all__ = [
     "ConflictError",
     "DatabaseUnavailableError",
     "DuplicateError",
-    "EmbeddedPostgresError",
     "ForeignKeyError",
-    "InsufficientStockError",
     "InvalidQueryError",
     "InvalidTypeError",
     "MigrationError",
@@ -85,45 +87,41 @@ class ConflictError(AsyncDALError):
 
     Attributes:
         constraint: the name of the violated constraint, when the database reported one.
+        code: a short machine-readable name of the conflict (``"duplicate"``...), the
+            ``error`` of an HTTP body (``asyncdal.fastapi``).
     """
+
+    code: str = "conflict"
 
     def __init__(self, message: str, *, constraint: str | None = None) -> None:
         self.constraint = constraint
         super().__init__(message)
 
+    @property
+    def public_fields(self) -> dict[str, object]:
+        """Fields a client may see to act on the conflict (never row data): the constraint.
+
+        A subclass with other facts to tell (the short product of an order) overrides it.
+        """
+        return {"constraint": self.constraint}
+
 
 class DuplicateError(ConflictError):
     """A unique constraint was violated (SQLSTATE 23505)."""
+
+    code = "duplicate"
 
 
 class ForeignKeyError(ConflictError):
     """A foreign key was violated (SQLSTATE 23503): a referenced row is missing or still used."""
 
+    code = "foreign_key"
+
 
 class CheckViolationError(ConflictError):
     """A check or not-null constraint was violated (SQLSTATE 23514, 23502)."""
 
-
-class InsufficientStockError(ConflictError):
-    """An order asked for more units of a product than are in stock.
-
-    Nothing of the order is written when this is raised.
-
-    Attributes:
-        product_id: the product that is short.
-        requested: the quantity the order asked for.
-        available: the stock when the order was checked.
-    """
-
-    def __init__(self, product_id: int, *, requested: int, available: int) -> None:
-        self.product_id = product_id
-        self.requested = requested
-        self.available = available
-        super().__init__(
-            f"insufficient stock for product {product_id}: "
-            f"requested {requested}, available {available}",
-            constraint=None,
-        )
+    code = "check_violation"
 
 
 class StaleWriteError(ConflictError):
@@ -276,7 +274,3 @@ class ConfigurationError(AsyncDALError, ValueError):
 
 class MigrationError(AsyncDALError):
     """The schema could not be migrated, or does not match the models."""
-
-
-class EmbeddedPostgresError(AsyncDALError, RuntimeError):
-    """The throwaway local PostgreSQL server could not be found, started or stopped."""

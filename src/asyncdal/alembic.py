@@ -14,10 +14,14 @@ service's tables::
     context.configure(connection=connection, target_metadata=Base.metadata,
                       include_object=exclude_asyncdal)
 
+:func:`script_location` says where asyncdal's migration scripts are installed (what an ini's
+``script_location`` or Alembic's ``Config`` needs to run them).
+
 asyncdal's own ``env.py`` and :func:`asyncdal.check_schema` use :func:`include_asyncdal`, the
 opposite filter: a service's tables and version tables are never reported as drift.
 """
 
+from asyncdal._migrate import script_location
 from asyncdal._versions import (
     BRANCH_LABEL,
     LEGACY_VERSION_TABLE,
@@ -38,4 +42,5 @@ __all__ = [
     "exclude_asyncdal",
     "include_asyncdal",
     "read_version",
+    "script_location",
 ]

@@ -3,5 +3,6 @@
 from asyncdal._repository.base import Repository
 from asyncdal._repository.filters import Filter, WhereSpec
 from asyncdal._repository.pagination import Page
+from asyncdal._repository.reads import ReadRepository
 
-__all__ = ["Filter", "Page", "Repository", "WhereSpec"]
+__all__ = ["Filter", "Page", "ReadRepository", "Repository", "WhereSpec"]

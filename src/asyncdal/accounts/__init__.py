@@ -10,6 +10,6 @@ Example::
 
 from asyncdal.accounts._models import User
 from asyncdal.accounts._repository import UserRepository
-from asyncdal.accounts._summary import UserSummary
+from asyncdal.accounts._summary import UserSummary, user_columns
 
-__all__ = ["User", "UserRepository", "UserSummary"]
+__all__ = ["User", "UserRepository", "UserSummary", "user_columns"]

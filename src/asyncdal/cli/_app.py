@@ -80,7 +80,7 @@ def _server(url: str | None, console: Console, *, purpose: str) -> Iterator[str]
     if url:
         yield url
         return
-    from asyncdal.testing._embedded import EmbeddedPostgres
+    from asyncdal.testing import EmbeddedPostgres
 
     console.print(f"No DATABASE_URL: starting a throwaway PostgreSQL server for the {purpose}…")
     with EmbeddedPostgres() as pg:

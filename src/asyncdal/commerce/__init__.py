@@ -8,13 +8,15 @@ Example::
     overview = await StorefrontOverview.load(db, limit=20)
 """
 
+from asyncdal.commerce._errors import InsufficientStockError
 from asyncdal.commerce._models import Order, OrderItem, OrderStatus, Product
-from asyncdal.commerce._queries import StorefrontQueries
+from asyncdal.commerce._queries import StorefrontQueries, order_columns
 from asyncdal.commerce._repositories import OrderItems, OrderRepository, ProductRepository
 from asyncdal.commerce._results import OrderSummary, ProductSummary
 from asyncdal.commerce._views import StorefrontOverview
 
 __all__ = [
+    "InsufficientStockError",
     "Order",
     "OrderItem",
     "OrderItems",
@@ -26,4 +28,5 @@ __all__ = [
     "ProductSummary",
     "StorefrontOverview",
     "StorefrontQueries",
+    "order_columns",
 ]

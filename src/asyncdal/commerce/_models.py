@@ -21,7 +21,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from asyncdal._base import Base, CreatedAtMixin, IdMixin, VersionedMixin
 
 if TYPE_CHECKING:
-    from asyncdal.accounts._models import User
+    from asyncdal.accounts import User
 
 #: Money: exact decimals with two places, never float.
 Money = Numeric(12, 2)

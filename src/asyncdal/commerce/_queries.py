@@ -10,8 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal._checks import check_limit, check_offset
 from asyncdal._error_mapping import wrap_errors
-from asyncdal.accounts._models import User
-from asyncdal.accounts._summary import UserSummary, user_columns
+from asyncdal.accounts import User, UserSummary, user_columns
 from asyncdal.commerce._models import Order, OrderStatus, Product
 from asyncdal.commerce._results import OrderSummary, ProductSummary
 

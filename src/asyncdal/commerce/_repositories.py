@@ -10,10 +10,11 @@ from sqlalchemy.orm import selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import ConflictError, InsufficientStockError, InvalidQueryError, NotFoundError
+from asyncdal._errors import ConflictError, InvalidQueryError, NotFoundError
 from asyncdal._repository.base import Repository
 from asyncdal._repository.values import any_of, checker_for, key_column
-from asyncdal.accounts._models import User
+from asyncdal.accounts import User
+from asyncdal.commerce._errors import InsufficientStockError
 from asyncdal.commerce._models import Order, OrderItem, OrderStatus, Product
 
 __all__ = ["OrderItems", "OrderRepository", "ProductRepository"]

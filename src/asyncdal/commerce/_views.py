@@ -16,8 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from asyncdal._checks import check_limit
 from asyncdal._database import Database
 from asyncdal._gather import Read
-from asyncdal.accounts._models import User
-from asyncdal.accounts._repository import UserRepository
+from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce._models import Order, Product
 from asyncdal.commerce._repositories import OrderRepository, ProductRepository
 

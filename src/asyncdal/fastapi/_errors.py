@@ -14,9 +14,11 @@ exception                       status  why
 ``NotFoundError``               404
 ``StaleWriteError``             412     the ``If-Match`` version is not the row's any more;
                                         ``current_version`` and an ``ETag`` say what it is
-``InsufficientStockError``      409     with ``product_id``, ``requested``, ``available``
-``ConflictError`` (duplicate,   409     with the violated ``constraint``
-FK, check)
+``ConflictError`` (duplicate,   409     ``"error"`` is the class's ``code`` (``duplicate``,
+FK, check, a domain's own)              ``insufficient_stock``...), plus its
+                                        ``public_fields`` (the violated ``constraint``;
+                                        the short ``product_id``, ``requested``,
+                                        ``available`` of an order)
 ``DatabaseUnavailableError``    503     with ``Retry-After``: the pool or server is gone
 ``ConcurrencyError``            503     with ``Retry-After``: retries of a serialization
                                         failure ran out; the request may succeed again
@@ -38,13 +40,9 @@ from fastapi.responses import JSONResponse
 
 from asyncdal import (
     AsyncDALError,
-    CheckViolationError,
     ConcurrencyError,
     ConflictError,
     DatabaseUnavailableError,
-    DuplicateError,
-    ForeignKeyError,
-    InsufficientStockError,
     InvalidQueryError,
     NotFoundError,
     QueryTimeoutError,
@@ -58,13 +56,6 @@ logger = logging.getLogger("asyncdal.fastapi")
 INTERNAL_ERROR_MESSAGE = "internal error: the request could not be completed"
 #: Seconds a client should wait before retrying a 503.
 RETRY_AFTER = "1"
-
-
-_CONFLICT_CODES: dict[type[ConflictError], str] = {
-    DuplicateError: "duplicate",
-    ForeignKeyError: "foreign_key",
-    CheckViolationError: "check_violation",
-}
 
 
 def etag(version: int) -> str:
@@ -88,7 +79,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _layer_error(_: Request, exc: Exception) -> JSONResponse:
-    # Most specific first: InsufficientStockError is a ConflictError.
+    # Most specific first: StaleWriteError is a ConflictError.
     if isinstance(exc, InvalidQueryError):
         return _body(422, "invalid_query", str(exc))
     if isinstance(exc, NotFoundError):
@@ -98,18 +89,8 @@ async def _layer_error(_: Request, exc: Exception) -> JSONResponse:
         if exc.current_version is not None:
             response.headers["ETag"] = etag(exc.current_version)
         return response
-    if isinstance(exc, InsufficientStockError):
-        return _body(
-            409,
-            "insufficient_stock",
-            str(exc),
-            product_id=exc.product_id,
-            requested=exc.requested,
-            available=exc.available,
-        )
     if isinstance(exc, ConflictError):
-        code = _CONFLICT_CODES.get(type(exc), "conflict")
-        return _body(409, code, str(exc), constraint=exc.constraint)
+        return _body(409, exc.code, str(exc), **exc.public_fields)
     if isinstance(exc, DatabaseUnavailableError | ConcurrencyError):
         logger.warning("database unavailable: %s", exc)
         response = _body(503, "unavailable", "the database is unavailable; retry later")

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from asyncdal._base import Base, CreatedAtMixin, IdMixin
 
 if TYPE_CHECKING:
-    from asyncdal.accounts._models import User
+    from asyncdal.accounts import User
 
 
 class Follow(Base):

@@ -8,11 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from asyncdal._checks import check_limit
 from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import NotFoundError
-from asyncdal.accounts._models import User
-from asyncdal.accounts._summary import UserSummary, user_columns
-from asyncdal.commerce._models import Order
-from asyncdal.commerce._queries import order_columns
-from asyncdal.commerce._results import OrderSummary
+from asyncdal.accounts import User, UserSummary, user_columns
+from asyncdal.commerce import Order, OrderSummary, order_columns
 from asyncdal.social._models import Post
 from asyncdal.social._results import PostSummary
 

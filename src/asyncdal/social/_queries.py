@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal._checks import check_days, check_limit
 from asyncdal._error_mapping import wrap_errors
-from asyncdal.accounts._models import User
+from asyncdal.accounts import User
 from asyncdal.social._models import Hashtag, Post, PostHashtag
 from asyncdal.social._results import PlatformStats, TopUser, TrendingHashtag
 

@@ -26,7 +26,7 @@ from asyncdal._repository.pagination import (
     keyset_condition,
 )
 from asyncdal._repository.values import checker_for, describe, key_column
-from asyncdal.accounts._models import User
+from asyncdal.accounts import User
 from asyncdal.social._counters import link, unlink
 from asyncdal.social._models import Follow, Hashtag, Like, Post, PostHashtag
 

@@ -13,8 +13,8 @@ from typing import Self
 from asyncdal._checks import check_days, check_limit
 from asyncdal._database import Database
 from asyncdal._gather import Read
-from asyncdal.accounts._summary import UserSummary
-from asyncdal.commerce._results import OrderSummary
+from asyncdal.accounts import UserSummary
+from asyncdal.commerce import OrderSummary
 from asyncdal.social._profile import ProfileQueries
 from asyncdal.social._queries import SocialQueries
 from asyncdal.social._results import PlatformStats, PostSummary, TopUser, TrendingHashtag

@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO
 
-from asyncdal._errors import EmbeddedPostgresError
+from asyncdal.testing._errors import EmbeddedPostgresError
 from asyncdal.testing._pg_binaries import SUPERUSER, find_bin_dir, server_account
 from asyncdal.testing._watchdog import TEMP_PREFIX
 

@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from asyncdal._errors import EmbeddedPostgresError
+from asyncdal.testing._errors import EmbeddedPostgresError
 
 __all__ = ["SUPERUSER", "find_bin_dir", "server_account"]
 
