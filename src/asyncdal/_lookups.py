@@ -93,14 +93,7 @@ class ModelKeys:
 
 def _checker(model: str, column: Column[Any]) -> Callable[[Any], Any]:
     """The repositories' value check for ``column`` (see ``values``), returning the value."""
-    label = f"{model}.{column.key}"
-    try:
-        check = checker_for(column, label)
-    except TypeError:  # a key type the value checks do not know: only NULL is refused
-
-        def check(value: object) -> None:
-            if value is None:
-                raise InvalidQueryError(f"{label}: expected a value, got None")
+    check = checker_for(column, f"{model}.{column.key}")
 
     def checked(value: Any) -> Any:
         check(value)

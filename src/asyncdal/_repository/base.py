@@ -148,7 +148,7 @@ class Repository(ReadRepository[M]):
                 table = cast(Table, self.model.__table__)
                 columns = [self._columns[key].name for key in keys]
                 records = self._checked_records(batch, names, keys)
-                await copy_records(self.session, table, columns, records, savepoint=True)
+                await copy_records(self.session, table, columns, records)
                 return len(batch)
             await self.session.execute(insert(self.model), batch)
         return len(batch)

@@ -14,27 +14,23 @@ Two ways to say the same filter::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import enum
+import math
 import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    ColumnElement,
-    DateTime,
-    Enum,
-    Integer,
-    Numeric,
-    String,
-)
+from sqlalchemy import Column, ColumnElement
 
 from asyncdal._errors import InvalidQueryError
+from asyncdal._repository.kinds import Kind, kind_of
 from asyncdal._repository.values import describe, integer_bound
 
 __all__ = [
@@ -52,10 +48,31 @@ MAX_TEXT = 4096
 #: Most values accepted by ``in`` / ``not_in``.
 MAX_IN = 1000
 
+_NULL = ("is_null",)
 _EQUALITY = ("eq", "ne", "in", "not_in", "is_null")
 _ORDERED = (*_EQUALITY, "lt", "lte", "gt", "gte")
 _TEXT = (*_ORDERED, "contains", "icontains", "startswith", "istartswith")
 ALL_OPERATORS = frozenset(_TEXT)
+# By kind (see kinds.kind_of). JSON has no equality operator in PostgreSQL (jsonb has);
+# arrays compare element by element; an unknown type gets equality, judged by the server.
+_OPERATORS: dict[Kind, tuple[str, ...]] = {
+    "text": _TEXT,
+    "int": _ORDERED,
+    "float": _ORDERED,
+    "decimal": _ORDERED,
+    "datetime": _ORDERED,
+    "date": _ORDERED,
+    "time": _ORDERED,
+    "interval": _ORDERED,
+    "bool": _EQUALITY,
+    "enum": _EQUALITY,
+    "uuid": _EQUALITY,
+    "bytes": _EQUALITY,
+    "jsonb": ("eq", "ne", "is_null"),
+    "array": ("eq", "ne", "is_null"),
+    "json": _NULL,
+    "opaque": _EQUALITY,
+}
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]{1,20}")
 _TRUE = frozenset({"true", "1", "yes", "on"})
@@ -68,10 +85,13 @@ Coercer = Callable[[object], Any]
 class Filter:
     """One condition: ``field`` compared with ``value`` by ``op``.
 
-    Operators: ``eq``, ``ne``, ``in``, ``not_in``, ``is_null`` (value ``True``/``False``) on
-    every field; ``lt``, ``lte``, ``gt``, ``gte`` on numbers, times and text; ``contains``,
+    Operators: ``is_null`` (value ``True``/``False``) on every field; ``eq``, ``ne`` on every
+    field but ``JSON`` (``JSONB`` and arrays have them); ``in``, ``not_in`` on scalars; ``lt``,
+    ``lte``, ``gt``, ``gte`` on numbers, dates, times, intervals and text; ``contains``,
     ``icontains``, ``startswith``, ``istartswith`` on text (``%``, ``_`` and the escape
-    character in the value match themselves).
+    character in the value match themselves). Values are converted to the column's type (an
+    ISO 8601 string for a date, a UUID string...); a column of a type the layer does not know
+    takes ``eq``/``ne``/``in``/``not_in`` with the value as given, for the server to judge.
     """
 
     field: str
@@ -97,31 +117,9 @@ class SortKey:
         return f"-{self.name}" if self.descending else self.name
 
 
-def _kind(column: Column[Any]) -> str:
-    type_ = column.type
-    if isinstance(type_, Boolean):
-        return "bool"
-    if isinstance(type_, Enum):
-        return "enum"
-    if isinstance(type_, Integer):
-        return "int"
-    if isinstance(type_, Numeric):
-        return "decimal"
-    if isinstance(type_, DateTime):
-        return "datetime"
-    if isinstance(type_, String):
-        return "text"
-    raise TypeError(f"no filter support for column {column.name} of type {type_!r}")
-
-
 def operators_for(column: Column[Any]) -> tuple[str, ...]:
-    """The operators allowed on ``column``, by its type."""
-    kind = _kind(column)
-    if kind == "text":
-        return _TEXT
-    if kind in {"bool", "enum"}:
-        return _EQUALITY
-    return _ORDERED
+    """The operators allowed on ``column``, by its kind."""
+    return _OPERATORS[kind_of(column.type)]
 
 
 def _bad(column: Column[Any], value: object, expected: str) -> InvalidQueryError:
@@ -177,9 +175,80 @@ def _datetime(column: Column[Any], value: object) -> datetime:
     # Naive times are taken as UTC, never as the server's or the machine's local time; the
     # driver sends UTC, so the moment must exist there (datetime.max at -14:00 does not).
     try:
-        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        moment = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
     except OverflowError:
         raise _bad(column, value, "a datetime within years 1..9999 in UTC") from None
+    # A timestamp without time zone holds UTC wall-clock times here; the driver wants them naive.
+    return moment if column.type.timezone else moment.replace(tzinfo=None)  # type: ignore[attr-defined]
+
+
+def _date(column: Column[Any], value: object) -> date:
+    if isinstance(value, str) and len(value) <= 32:
+        with contextlib.suppress(ValueError):
+            value = date.fromisoformat(value.strip())
+    if not isinstance(value, date) or isinstance(value, datetime):
+        raise _bad(column, value, "a date or an ISO 8601 date string")
+    return value
+
+
+def _time(column: Column[Any], value: object) -> time:
+    if isinstance(value, str) and len(value) <= 32:
+        with contextlib.suppress(ValueError):
+            value = time.fromisoformat(value.strip())
+    if not isinstance(value, time):
+        raise _bad(column, value, "a time or an ISO 8601 time string")
+    return value
+
+
+def _interval(column: Column[Any], value: object) -> timedelta:
+    if isinstance(value, str) and len(value) <= 32:
+        with contextlib.suppress(ValueError):
+            value = float(value.strip())
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        with contextlib.suppress(OverflowError):
+            value = timedelta(seconds=value)
+    if not isinstance(value, timedelta):
+        raise _bad(column, value, "a timedelta or a number of seconds")
+    return value
+
+
+def _float(column: Column[Any], value: object) -> float:
+    if isinstance(value, str) and len(value) <= 64:
+        with contextlib.suppress(ValueError):
+            value = float(value.strip())
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _bad(column, value, "a number")
+    return float(value)
+
+
+def _uuid(column: Column[Any], value: object) -> uuid.UUID | str:
+    if isinstance(value, str) and len(value) <= 64:
+        with contextlib.suppress(ValueError):
+            value = uuid.UUID(value.strip())
+    if not isinstance(value, uuid.UUID):
+        raise _bad(column, value, "a UUID")
+    return value if column.type.as_uuid else str(value)  # type: ignore[attr-defined]
+
+
+def _bytes(column: Column[Any], value: object) -> bytes:
+    if isinstance(value, str) and len(value) <= 4 * MAX_TEXT:
+        # Text (a query string) carries bytes as URL-safe base64.
+        with contextlib.suppress(binascii.Error, ValueError):
+            value = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    if not isinstance(value, bytes | bytearray | memoryview):
+        raise _bad(column, value, "bytes or URL-safe base64 text")
+    return bytes(value)
+
+
+def _array(column: Column[Any], value: object) -> list[Any]:
+    if not isinstance(value, list | tuple):
+        raise _bad(column, value, "a list")
+    return list(value)
+
+
+def _as_given(column: Column[Any], value: object) -> object:
+    # JSON documents and types the layer does not know: bound as given, judged by the server.
+    return value
 
 
 def _bool(column: Column[Any], value: object) -> bool:
@@ -190,8 +259,13 @@ def _bool(column: Column[Any], value: object) -> bool:
     raise _bad(column, value, "true or false")
 
 
-def _enum(column: Column[Any], value: object) -> enum.Enum:
-    enum_class: type[enum.Enum] = column.type.enum_class  # type: ignore[attr-defined]
+def _enum(column: Column[Any], value: object) -> enum.Enum | str:
+    enum_class: type[enum.Enum] | None = column.type.enum_class  # type: ignore[attr-defined]
+    if enum_class is None:  # an Enum of plain strings
+        labels: list[str] = list(column.type.enums)  # type: ignore[attr-defined]
+        if isinstance(value, str) and value in labels:
+            return value
+        raise _bad(column, value, f"one of {sorted(labels)}")
     if isinstance(value, enum_class):
         return value
     members: dict[str, enum.Enum] = {str(member.value): member for member in enum_class}
@@ -200,19 +274,29 @@ def _enum(column: Column[Any], value: object) -> enum.Enum:
     raise _bad(column, value, f"one of {sorted(members)}")
 
 
-_COERCERS: dict[str, Callable[[Column[Any], object], Any]] = {
+_COERCERS: dict[Kind, Callable[[Column[Any], object], Any]] = {
     "text": _text,
     "int": _int,
+    "float": _float,
     "decimal": _decimal,
     "datetime": _datetime,
+    "date": _date,
+    "time": _time,
+    "interval": _interval,
     "bool": _bool,
     "enum": _enum,
+    "uuid": _uuid,
+    "bytes": _bytes,
+    "array": _array,
+    "json": _as_given,
+    "jsonb": _as_given,
+    "opaque": _as_given,
 }
 
 
 def coercer_for(column: Column[Any]) -> Coercer:
     """A function converting a caller's value to ``column``'s Python type, or raising."""
-    convert = _COERCERS[_kind(column)]
+    convert = _COERCERS[kind_of(column.type)]
     return lambda value: convert(column, value)
 
 

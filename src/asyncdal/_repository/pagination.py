@@ -13,9 +13,10 @@ import base64
 import binascii
 import enum
 import json
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Generic, TypeVar
 
@@ -65,12 +66,17 @@ class Page(Generic[T]):
 
 
 def _plain(value: object) -> object:
+    """A sort key's value as JSON; the column's filter coercion reads it back."""
     if isinstance(value, enum.Enum):
         return value.value
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | date | time):
         return value.isoformat()
-    if isinstance(value, Decimal):
+    if isinstance(value, Decimal | uuid.UUID):
         return str(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, bytes):
+        return base64.urlsafe_b64encode(value).decode()
     return value
 
 

@@ -4,40 +4,40 @@ The database refuses most bad values too, but late and in its own words: a raw d
 ("invalid byte sequence", "value too long", "numeric field overflow"), asyncpg's own exceptions
 on the COPY path, or a bind-parameter error for a wrong Python type. Here every value is checked
 against the model's column type (length of ``String(n)``, precision of ``Numeric(p, s)``, range
-of each integer type, NUL bytes, UTF-8, booleans, time zones) and a bad one raises
-:class:`InvalidQueryError` (a ``ValueError``) or, for a wrong Python type,
+of each integer type, NUL bytes, UTF-8, booleans, time zones, dates that are not datetimes...)
+and a bad one raises :class:`InvalidQueryError` (a ``ValueError``) or, for a wrong Python type,
 :class:`InvalidTypeError` (also a ``TypeError``), naming the field. Nothing is sent, so nothing
 is written.
 
-Values are checked, not converted: what passes is sent exactly as given.
+Only what is certainly wrong is refused: a column of a type the layer does not know (see
+``kinds``), and the contents of JSON, are left to the server, whose error is mapped like any
+other. Values are checked, not converted: what passes is sent exactly as given.
 """
 
 from __future__ import annotations
 
 import enum
+import uuid
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
-    Boolean,
     Column,
     ColumnElement,
-    DateTime,
-    Enum,
     Integer,
-    Numeric,
     SmallInteger,
-    String,
     Table,
     any_,
     bindparam,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.types import TypeEngine
 
 from asyncdal._errors import InvalidQueryError, InvalidTypeError
+from asyncdal._repository.kinds import kind_of
 
 __all__ = [
     "MAX_KEYS",
@@ -136,15 +136,56 @@ def _numeric(name: str, precision: int | None, scale: int | None) -> Check:
     return check
 
 
-def _timestamp(name: str) -> Check:
+def _timestamp(name: str, timezone: bool) -> Check:
     def check(value: object) -> None:
         if not isinstance(value, datetime):
             raise _wrong_type(name, value, "a datetime")
-        if value.tzinfo is not None:
-            try:
-                value.astimezone(UTC)  # the driver sends UTC: it must exist
-            except OverflowError:
-                raise _bad_value(name, value, "a datetime within years 1..9999 in UTC") from None
+        if value.tzinfo is None:
+            return
+        if not timezone:
+            # timestamp without time zone: which wall clock an aware value means is a guess.
+            raise _bad_value(name, value, "a naive datetime (the column has no time zone)")
+        try:
+            value.astimezone(UTC)  # the driver sends UTC: it must exist
+        except OverflowError:
+            raise _bad_value(name, value, "a datetime within years 1..9999 in UTC") from None
+
+    return check
+
+
+def _date(name: str) -> Check:
+    def check(value: object) -> None:
+        # A datetime is a date too, and would lose its time silently.
+        if not isinstance(value, date) or isinstance(value, datetime):
+            raise _wrong_type(name, value, "a date (not a datetime)")
+
+    return check
+
+
+def _of_type(name: str, types: type | tuple[type, ...], expected: str) -> Check:
+    def check(value: object) -> None:
+        if not isinstance(value, types) or isinstance(value, bool):
+            raise _wrong_type(name, value, expected)
+
+    return check
+
+
+def _float(name: str) -> Check:
+    # NaN and infinities are valid float8 values; Decimal would lose digits silently.
+    return _of_type(name, (int, float), "a float or an int")
+
+
+def _uuid(name: str, as_uuid: bool) -> Check:
+    if as_uuid:
+        return _of_type(name, uuid.UUID, "a uuid.UUID")
+
+    def check(value: object) -> None:
+        if not isinstance(value, str):
+            raise _wrong_type(name, value, "a UUID string")
+        try:
+            uuid.UUID(value)
+        except ValueError:
+            raise _bad_value(name, value, "a UUID string") from None
 
     return check
 
@@ -157,11 +198,11 @@ def _boolean(name: str) -> Check:
     return check
 
 
-def _enumerated(name: str, enum_class: type[enum.Enum]) -> Check:
-    members = {member.value for member in enum_class}
+def _enumerated(name: str, enum_class: type[enum.Enum] | None, labels: Iterable[str]) -> Check:
+    members = {member.value for member in enum_class} if enum_class else set(labels)
 
     def check(value: object) -> None:
-        if isinstance(value, enum_class):
+        if enum_class is not None and isinstance(value, enum_class):
             return
         if isinstance(value, str) and value in members:
             return
@@ -170,28 +211,66 @@ def _enumerated(name: str, enum_class: type[enum.Enum]) -> Check:
     return check
 
 
-def _type_check(name: str, column: Column[Any]) -> Check:
-    type_ = column.type
-    if isinstance(type_, Boolean):
-        return _boolean(name)
-    if isinstance(type_, Enum) and type_.enum_class is not None:
-        return _enumerated(name, type_.enum_class)
-    if isinstance(type_, Integer):
-        return _integer(name, integer_bound(type_))
-    if isinstance(type_, Numeric):
-        return _numeric(name, type_.precision, type_.scale)
-    if isinstance(type_, DateTime):
-        return _timestamp(name)
-    if isinstance(type_, String):
-        return _text(name, type_.length)
-    raise TypeError(f"no value check for column {column.name} of type {type_!r}")
+def _array(name: str, item: Check | None) -> Check:
+    def check(value: object) -> None:
+        if not isinstance(value, list | tuple):
+            raise _wrong_type(name, value, "a list")
+        if item is None:
+            return
+        stack: list[object] = list(value)
+        while stack:
+            element = stack.pop()
+            if isinstance(element, list | tuple):  # a multi-dimensional array
+                stack.extend(element)
+            elif element is not None:
+                item(element)
+
+    return check
+
+
+def _type_check(name: str, type_: TypeEngine[Any]) -> Check | None:
+    """The check of a non-NULL value of ``type_``; ``None``: anything goes to the server."""
+    match kind_of(type_):
+        case "bool":
+            return _boolean(name)
+        case "enum":
+            return _enumerated(name, type_.enum_class, type_.enums)  # type: ignore[attr-defined]
+        case "int":
+            return _integer(name, integer_bound(cast(Integer, type_)))
+        case "float":
+            return _float(name)
+        case "decimal":
+            return _numeric(name, type_.precision, type_.scale)  # type: ignore[attr-defined]
+        case "datetime":
+            return _timestamp(name, bool(type_.timezone))  # type: ignore[attr-defined]
+        case "date":
+            return _date(name)
+        case "time":
+            return _of_type(name, time, "a datetime.time")
+        case "interval":
+            return _of_type(name, timedelta, "a datetime.timedelta")
+        case "uuid":
+            return _uuid(name, bool(type_.as_uuid))  # type: ignore[attr-defined]
+        case "text":
+            return _text(name, type_.length)  # type: ignore[attr-defined]
+        case "bytes":
+            return _of_type(name, (bytes, bytearray, memoryview), "bytes")
+        case "array":
+            item = type_.item_type  # type: ignore[attr-defined]
+            return _array(name, _type_check(f"{name}[]", item))
+        case _:
+            # JSON documents (the server parses them) and types the layer does not know.
+            return None
 
 
 def checker_for(column: Column[Any], name: str | None = None) -> Check:
     """The check of one value for ``column``; ``None`` passes only where NULL may be stored."""
     label = name or column.name
-    check = _type_check(label, column)
+    type_check = _type_check(label, column.type)
+    check: Check = type_check if type_check is not None else _anything
     if column.nullable:
+        if type_check is None:
+            return _anything
 
         def nullable(value: object) -> None:
             if value is not None:
@@ -205,6 +284,10 @@ def checker_for(column: Column[Any], name: str | None = None) -> Check:
         check(value)
 
     return required
+
+
+def _anything(value: object) -> None:
+    """The check of a value the server judges alone."""
 
 
 def check_keys(ids: object, what: str) -> list[Any]:
