@@ -374,8 +374,16 @@ WRONG: list[tuple[str, object, type[Exception], str]] = [
 ]
 
 
-@pytest.mark.parametrize(("field", "value", "error", "message"), WRONG, ids=lambda v: str(v)[:12])
-@pytest.mark.parametrize("verb", ["create", "add_many", "copy", "update", "upsert"])
+VERBS = ["create", "add_many", "copy", "update", "upsert"]
+# Every wrong value through every verb (the key is not one update() changes).
+CASES = [
+    (verb, *wrong) for verb in VERBS for wrong in WRONG if (verb, wrong[0]) != ("update", "ref")
+]
+
+
+@pytest.mark.parametrize(
+    ("verb", "field", "value", "error", "message"), CASES, ids=lambda v: str(v)[:12]
+)
 async def test_a_wrong_value_for_a_known_type_is_refused_before_any_sql(
     clean: Database, field: str, value: object, error: type[Exception], message: str, verb: str
 ) -> None:
@@ -394,8 +402,6 @@ async def test_a_wrong_value_for_a_known_type_is_refused_before_any_sql(
                     [gadget(n) for n in range(1, 4)] + [gadget(4, **{field: value})]
                 )
             elif verb == "update":
-                if field == "ref":
-                    pytest.skip("the key is not updated here")
                 changes: dict[str, Any] = {field: value}
                 await repo.update(uuid.UUID(int=1), **changes)
             else:

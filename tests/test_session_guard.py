@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from asyncdal import ConcurrentSessionUseError, DALSession, Database
-from asyncdal.accounts import User
+from asyncdal._session import UNGUARDED, _GuardedConnection
+from asyncdal.accounts import User, UserRepository
+from asyncdal.testing.factories import UserFactory, create
 
 SLEEP = text("SELECT pg_sleep(0.2)")
 SELECT_ONE = text("SELECT 1")
@@ -87,3 +90,88 @@ async def test_the_fixture_constructor_still_works(session: DALSession) -> None:
 async def test_docstrings_of_guarded_methods_are_kept() -> None:
     assert DALSession.execute.__doc__ == AsyncSession.execute.__doc__
     assert DALSession.get.__name__ == "get"
+
+
+def _coroutine_methods(cls: type) -> set[str]:
+    return {
+        name
+        for name, member in inspect.getmembers(cls)
+        if not name.startswith("_") and inspect.iscoroutinefunction(member)
+    }
+
+
+def test_every_coroutine_method_of_the_installed_asyncsession_is_guarded_or_exempt() -> None:
+    # Guarded means: defined on DALSession itself (not inherited unchanged from AsyncSession).
+    methods = _coroutine_methods(AsyncSession)
+    assert {"execute", "commit", "flush", "stream"} <= methods
+    unguarded = {
+        name
+        for name in methods - UNGUARDED
+        if getattr(DALSession, name) is getattr(AsyncSession, name)
+    }
+    assert unguarded == set(), f"AsyncSession coroutines without the guard: {sorted(unguarded)}"
+    assert methods | {"close_all"} >= UNGUARDED
+
+
+def test_every_statement_method_of_the_installed_asyncconnection_is_guarded() -> None:
+    # The coroutines that send statements, plus the two stream starters (not coroutines).
+    statement_methods = {"execute", "exec_driver_sql", "scalar", "scalars", "run_sync"}
+    assert statement_methods <= _coroutine_methods(AsyncConnection)
+    exempt = {  # transaction control belongs to the session; the rest sends no statement
+        "aclose", "close", "commit", "rollback", "invalidate", "start",
+        "execution_options", "get_isolation_level", "get_raw_connection",
+    }  # fmt: skip
+    assert _coroutine_methods(AsyncConnection) - statement_methods <= exempt
+    for name in [*statement_methods, "stream", "stream_scalars"]:
+        assert getattr(_GuardedConnection, name) is not getattr(AsyncConnection, name), name
+
+
+async def test_the_guarded_connection_is_an_asyncconnection_and_streams_as_a_context(
+    db: Database,
+) -> None:
+    async with db.session() as s:
+        conn = await s.connection()
+        assert isinstance(conn, AsyncConnection)
+        async with conn.stream(text("SELECT generate_series(1, 5)")) as result:
+            assert [row[0] async for row in result] == [1, 2, 3, 4, 5]
+        streamed = await conn.stream_scalars(text("SELECT generate_series(1, 3)"))
+        assert [v async for v in streamed] == [1, 2, 3]
+        await streamed.close()
+        assert await conn.scalar(text("SELECT 7")) == 7
+        # The session still hands out its own connection, and it is guarded too.
+        assert isinstance(await s.connection(), AsyncConnection)
+
+
+async def test_a_connection_stream_held_by_one_task_refuses_another(db: Database) -> None:
+    async with db.session() as s:
+        conn = await s.connection()
+        async with conn.stream(text("SELECT generate_series(1, 100)")) as result:
+            await anext(aiter(result))
+            intruder = asyncio.create_task(s.scalar(SELECT_ONE), name="intruder")
+            with pytest.raises(ConcurrentSessionUseError, match="'intruder'"):
+                await intruder
+        s._dal_misuse = None  # the misuse was this test's own doing: let the block commit
+
+
+async def test_a_repository_stream_refuses_other_tasks_while_it_iterates(
+    session: DALSession,
+) -> None:
+    # Issue 19: another task's statements ran interleaved with an open Repository.stream().
+    await create(UserFactory, n=20)
+    outcomes: list[str] = []
+
+    async def other() -> None:
+        try:
+            await session.scalar(SELECT_ONE)
+            outcomes.append("ran")
+        except ConcurrentSessionUseError:
+            outcomes.append("refused")
+
+    seen = 0
+    async for _ in UserRepository(session).stream(batch_size=5):
+        seen += 1
+        await asyncio.create_task(other())
+    session._dal_misuse = None  # this test's own doing
+    assert seen >= 20
+    assert outcomes == ["refused"] * seen
+    assert await session.scalar(SELECT_ONE) == 1  # after the stream, the session is free

@@ -15,7 +15,8 @@ without a transaction cannot do: ``SET LOCAL`` (it has no effect), server-side c
 connection): such reads belong in ``db.session()``. It guards against mistakes, not against
 hostile SQL: a read that runs ``SET default_transaction_read_only = off`` can write (a role
 with only SELECT rights is the boundary for that), though its connection is then discarded
-rather than handed out again (:func:`guard_read_pool`), as is one a read left in a transaction.
+rather than handed out again (:func:`guard_read_pool`), as is one a read left in a transaction,
+and one whose statement failed in the driver (see :meth:`ReadPath.session`).
 
 With ``Settings.read_pool_size=0`` there is no read pool: the same reads run on the main pool
 inside ``BEGIN READ ONLY`` transactions that are rolled back (three round trips).
@@ -32,7 +33,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from asyncdal._error_mapping import wrap_errors
+from asyncdal._error_mapping import is_driver_error, wrap_errors
+from asyncdal._errors import AsyncDALError
 from asyncdal._session import DALSession
 from asyncdal._session_scope import session_scope
 
@@ -91,7 +93,19 @@ class ReadPath:
         async with session_scope(self.sessionmaker, busy_wait=busy_wait, quiet=self.read_pool) as (
             session
         ):
-            with wrap_errors():
-                if not self.read_pool:
-                    await session.connection(execution_options=READ_ONLY)
-                yield session
+            try:
+                with wrap_errors():
+                    if not self.read_pool:
+                        await session.connection(execution_options=READ_ONLY)
+                    yield session
+            except AsyncDALError as exc:
+                cause = exc.__cause__
+                if self.read_pool and cause is not None and is_driver_error(cause):
+                    # A failed statement may have left the connection mid-exchange: asyncpg
+                    # parses before it encodes the arguments, and a value it cannot encode
+                    # raises before the Sync that ends the implicit transaction the Parse
+                    # opened (with its table locks). In autocommit nothing would end it, and
+                    # the driver still reports the connection idle. Discard it: errors are
+                    # rare, a stuck lock stalls every ALTER TABLE and every read behind it.
+                    await session.invalidate()
+                raise

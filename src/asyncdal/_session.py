@@ -16,12 +16,13 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.asyncio.result import AsyncCommon
 
+from asyncdal._compat import SQLALCHEMY_2_1
 from asyncdal._error_mapping import is_stale_statement, sqlstate_of, translate_error
 from asyncdal._errors import (
     AsyncDALError,
@@ -37,35 +38,27 @@ __all__ = ["DALSession"]
 
 logger = logging.getLogger("asyncdal.session")
 
-# Every coroutine method that talks to the database through the session. ``close``,
-# ``invalidate`` and ``reset`` are deliberately not guarded: they are the clean-up path
+# The coroutine methods of AsyncSession that are deliberately NOT guarded: the clean-up path
 # (``AsyncSession.__aexit__`` runs ``close`` in a task of its own, shielded from cancellation),
-# and clean-up must always be able to return the connection to the pool.
-_GUARDED = (
-    "commit",
-    "delete",
-    "delete_all",
-    "execute",
-    "flush",
-    "get",
-    "get_one",
-    "merge",
-    "merge_all",
-    "refresh",
-    "rollback",
-    "run_sync",
-    "scalar",
-    "scalars",
-    "stream",
-    "stream_scalars",
-)
+# which must always be able to return the connection to the pool, and the class-level
+# ``close_all``. Every other coroutine method is guarded explicitly in DALSession's body, and
+# tests/test_session_guard.py fails if SQLAlchemy grows one that is neither.
+UNGUARDED = frozenset({"aclose", "close", "close_all", "invalidate", "reset"})
 # Reads that may be run again after a stale cached statement, when nothing else happened in
 # the transaction yet (writes go through flush, which is not retried).
 _REPEATABLE = frozenset({"execute", "get", "get_one", "scalar", "scalars"})
-# The methods of the session's AsyncConnection that use the connection.
-_CONNECTION_CALLS = frozenset(
-    {"execute", "exec_driver_sql", "run_sync", "scalar", "scalars", "stream", "stream_scalars"}
-)
+_Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, Any]])
+
+
+def _guard(method: _Method) -> _Method:
+    """``method`` of ``AsyncSession``, entered through the owner check (same signature)."""
+    name = method.__name__
+
+    @functools.wraps(method)
+    async def guarded(self: DALSession, *args: Any, **kwargs: Any) -> Any:
+        return await _guarded_call(self, name, method, args, kwargs)
+
+    return guarded  # type: ignore[return-value]
 
 
 class DALSession(AsyncSession):
@@ -104,6 +97,25 @@ class DALSession(AsyncSession):
     _dal_idle: asyncio.Event | None = None
     _dal_streams: list[Any] | None = None
 
+    # Every coroutine method that talks to the database, guarded (see UNGUARDED for the rest).
+    commit = _guard(AsyncSession.commit)
+    delete = _guard(AsyncSession.delete)
+    execute = _guard(AsyncSession.execute)
+    flush = _guard(AsyncSession.flush)
+    get = _guard(AsyncSession.get)
+    get_one = _guard(AsyncSession.get_one)
+    merge = _guard(AsyncSession.merge)
+    refresh = _guard(AsyncSession.refresh)
+    rollback = _guard(AsyncSession.rollback)
+    run_sync = _guard(AsyncSession.run_sync)
+    scalar = _guard(AsyncSession.scalar)  # type: ignore[assignment,arg-type]  # mypy: overloads
+    scalars = _guard(AsyncSession.scalars)
+    stream = _guard(AsyncSession.stream)
+    stream_scalars = _guard(AsyncSession.stream_scalars)
+    if SQLALCHEMY_2_1:
+        delete_all = _guard(AsyncSession.delete_all)
+        merge_all = _guard(AsyncSession.merge_all)
+
     async def close(self) -> None:
         """Close the session (SQLAlchemy's ``close``); refused inside ``db.transaction``."""
         if self._dal_managed:
@@ -113,7 +125,7 @@ class DALSession(AsyncSession):
     async def connection(self, *args: Any, **kwargs: Any) -> AsyncConnection:
         """The session's ``AsyncConnection``, guarded like the session itself."""
         conn = await _guarded_call(self, "connection", AsyncSession.connection, args, kwargs)
-        return _GuardedConnection(self, conn)  # type: ignore[return-value]
+        return _GuardedConnection(self, conn)
 
     async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bound, not a deadline)
         """Wait until no other task is inside a call of this session; False if it timed out."""
@@ -132,8 +144,9 @@ class DALSession(AsyncSession):
     def _dal_open_stream(self) -> bool:
         if not self._dal_streams:
             return False
-        # The underlying results (the async wrappers cannot be weakly referenced); an open one
-        # is a server-side cursor still in use.
+        # The underlying results; an open one is a server-side cursor still in use. Private
+        # reads, for a guard only (no public "exhausted" flag; checked on SQLAlchemy 2.0.54 and
+        # 2.1.9): AsyncCommon._real_result here and Result._soft_closed below.
         self._dal_streams = [
             real
             for real in self._dal_streams
@@ -256,44 +269,75 @@ def _release(session: DALSession) -> None:
         session._dal_idle = None
 
 
-def _guard(
-    method: Callable[..., Coroutine[Any, Any, Any]],
-) -> Callable[..., Coroutine[Any, Any, Any]]:
-    """Wrap one coroutine method of ``AsyncSession`` with the owner check."""
-    name = method.__name__
+class _GuardedConnection(AsyncConnection):
+    """The session's ``AsyncConnection``, whose database calls go through the session's guard.
 
-    @functools.wraps(method)
-    async def guarded(self: DALSession, *args: Any, **kwargs: Any) -> Any:
-        return await _guarded_call(self, name, method, args, kwargs)
-
-    return guarded
-
-
-for _name in _GUARDED:
-    # Some names appeared in later SQLAlchemy releases; guard what this one has.
-    if hasattr(AsyncSession, _name):
-        setattr(DALSession, _name, _guard(getattr(AsyncSession, _name)))
-
-
-class _GuardedConnection:
-    """The session's ``AsyncConnection``, whose database calls go through the session's guard."""
+    A real ``AsyncConnection`` over the same SQLAlchemy connection (``isinstance`` holds, and
+    every other method is SQLAlchemy's own); built without registering itself as that
+    connection's proxy, so the session keeps handing out its own. The guarded calls run on
+    that own proxy. ``stream()`` and ``stream_scalars()`` stay usable both ways, ``await`` and
+    ``async with``.
+    """
 
     def __init__(self, session: DALSession, conn: AsyncConnection) -> None:
+        """Guard ``conn``, the connection of ``session``."""
+        # Not super().__init__: that would make this object the connection's registered proxy.
+        self.engine = conn.engine
+        self.sync_engine = conn.sync_engine
+        self.sync_connection = conn.sync_connection
         self._dal_session = session
         self._dal_conn = conn
 
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._dal_conn, name)
-        if name not in _CONNECTION_CALLS:
-            return attr
-        session = self._dal_session
+    def _call(self, name: str, args: Any, kwargs: Any) -> Coroutine[Any, Any, Any]:
+        method = getattr(self._dal_conn, name)
 
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await _guarded_call(
-                session, f"connection().{name}", lambda _s, *a, **k: attr(*a, **k), args, kwargs
-            )
+        async def call(_session: DALSession, *a: Any, **k: Any) -> Any:
+            return await method(*a, **k)
 
-        return call
+        return _guarded_call(self._dal_session, f"connection().{name}", call, args, kwargs)
 
-    def __repr__(self) -> str:
-        return repr(self._dal_conn)
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        """``AsyncConnection.execute``, guarded."""
+        return await self._call("execute", args, kwargs)
+
+    async def exec_driver_sql(self, *args: Any, **kwargs: Any) -> Any:
+        """``AsyncConnection.exec_driver_sql``, guarded."""
+        return await self._call("exec_driver_sql", args, kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        """``AsyncConnection.scalar``, guarded."""
+        return await self._call("scalar", args, kwargs)
+
+    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        """``AsyncConnection.scalars``, guarded."""
+        return await self._call("scalars", args, kwargs)
+
+    async def run_sync(self, *args: Any, **kwargs: Any) -> Any:
+        """``AsyncConnection.run_sync``, guarded."""
+        return await self._call("run_sync", args, kwargs)
+
+    def stream(self, *args: Any, **kwargs: Any) -> Any:
+        """``AsyncConnection.stream``, guarded: ``await`` it or use it as ``async with``."""
+        return _StartedStream(self._call("stream", args, kwargs))
+
+    def stream_scalars(self, *args: Any, **kwargs: Any) -> Any:
+        """``AsyncConnection.stream_scalars``, guarded, like :meth:`stream`."""
+        return _StartedStream(self._call("stream_scalars", args, kwargs))
+
+
+class _StartedStream:
+    """A guarded ``stream()``: awaitable for its result, or an async context that closes it."""
+
+    def __init__(self, start: Coroutine[Any, Any, Any]) -> None:
+        self._start = start
+        self._result: Any = None
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._start.__await__()
+
+    async def __aenter__(self) -> Any:
+        self._result = await self._start
+        return self._result
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self._result.close()
