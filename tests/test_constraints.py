@@ -63,7 +63,10 @@ async def test_duplicate_username(session: DALSession) -> None:
     await create_one(UserFactory, username="ada")
     session.add(User(username="ada", email="other@example.org"))
     err = await _flush_expecting(session, DuplicateError, "uq_users_username")
-    assert "(username)=(ada)" in str(err)
+    # The message names the column; the value stays in the DETAIL (issue 19).
+    assert "(columns: username)" in str(err)
+    assert "ada" not in str(err)
+    assert "(username)=(ada)" in (err.detail or "")
 
 
 async def test_duplicate_email(session: DALSession) -> None:

@@ -60,7 +60,8 @@ async def test_session_maps_driver_errors_and_loses_nothing(committed_db: Databa
             await s.flush()
             s.add(User(username="ada", email="ada2@example.org"))
     assert info.value.constraint == "uq_users_username"
-    assert "ada" in str(info.value)  # the detail names the duplicate key
+    assert "ada" not in str(info.value)  # the duplicate key stays in .detail, out of the message
+    assert "(username)=(ada)" in (info.value.detail or "")
     assert info.value.__cause__ is not None  # the driver error is chained
     # The first insert of the failed unit of work was rolled back with it.
     assert await _count_users(committed_db) == 1

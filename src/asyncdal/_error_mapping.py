@@ -19,6 +19,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql.asyncpg import PGDialect_asyncpg
 from sqlalchemy.orm.exc import StaleDataError
 
+from asyncdal._constraints import describe_constraint
 from asyncdal._errors import (
     AsyncDALError,
     AuthenticationError,
@@ -137,15 +138,17 @@ def translate_error(exc: BaseException, *, from_driver: bool = False) -> AsyncDA
         if from_driver and isinstance(exc, OSError):
             return DatabaseUnavailableError(f"the connection failed: {type(exc).__name__}")
         return None
+    mapped = _translate_driver_error(exc)
+    # What the server said stays on the exception, out of its message (it may quote values).
+    mapped.detail = _attribute(exc, "detail")
+    mapped.server_message = _primary(exc)
+    return mapped
+
+
+def _translate_driver_error(exc: BaseException) -> AsyncDALError:
     code = sqlstate_of(exc)
     if code in _CONFLICTS:
-        cls, what = _CONFLICTS[code]
-        constraint = _attribute(exc, "constraint_name")
-        detail = _attribute(exc, "detail")
-        message = f"{what}" + (f" {constraint!r}" if constraint else "")
-        if detail:
-            message += f": {detail}"
-        return cls(message, constraint=constraint)
+        return _conflict(exc, code)
     if code in RETRYABLE_SQLSTATES:
         return ConcurrencyError(
             f"the transaction conflicted with another (SQLSTATE {code}: "
@@ -196,18 +199,51 @@ def translate_error(exc: BaseException, *, from_driver: bool = False) -> AsyncDA
         )
     if any(type(err) is pg_exc.DataError for err in _driver_errors(exc)):
         # asyncpg's own check of a bind value against the parameter's type (client side).
-        return InvalidQueryError(f"a value could not be sent to the database: {_primary(exc)}")
+        return InvalidQueryError(
+            "a value could not be sent to the database: it does not fit its parameter's type "
+            "(out of range, or the wrong type); see .server_message"
+        )
     if isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError):
         return InvalidQueryError(
             f"a value could not be sent to the database: {_driver_name(exc)} ({type(exc).__name__})"
         )
     if code is not None or isinstance(exc, sa_exc.DBAPIError | pg_exc.PostgresError):
         return QueryError(
-            f"the database refused the statement (SQLSTATE {code}): {_primary(exc)}",
+            f"the database refused the statement (SQLSTATE {code}: {_condition(exc)})",
             sqlstate=code,
         )
     first_line = str(exc).split("\n", 1)[0][:200]
     return QueryError(f"the statement could not be run: {type(exc).__name__}: {first_line}")
+
+
+def _conflict(exc: BaseException, code: str) -> ConflictError:
+    """A constraint violation: named by constraint, table and columns, never by values."""
+    cls, what = _CONFLICTS[code]
+    constraint = _attribute(exc, "constraint_name")
+    table = _attribute(exc, "table_name")
+    column = _attribute(exc, "column_name")  # NOT NULL reports its column
+    known = describe_constraint(constraint) if constraint else None
+    columns = known.columns if known else ((column,) if column else ())
+    message = what + (f" {constraint!r}" if constraint else "")
+    if table:
+        message += f" on table {table!r}"
+    if columns:
+        message += f" (columns: {', '.join(columns)})"
+    error = cls(message, constraint=constraint)
+    error.table = table
+    error.columns = columns
+    if isinstance(error, ForeignKeyError) and known is not None:
+        error.referred_table = known.referred_table
+        error.referred_columns = known.referred_columns
+    return error
+
+
+def _condition(exc: BaseException) -> str:
+    """The server's condition as asyncpg names it (``InvalidTextRepresentationError``)."""
+    for err in _driver_errors(exc):
+        if isinstance(err, pg_exc.PostgresError):
+            return type(err).__name__
+    return _driver_name(exc)
 
 
 def _driver_name(exc: BaseException) -> str:
@@ -215,13 +251,13 @@ def _driver_name(exc: BaseException) -> str:
     return type(inner if inner is not None else exc).__name__
 
 
-def _primary(exc: BaseException) -> str:
-    """The server's primary message (never the statement or its parameters)."""
+def _primary(exc: BaseException) -> str | None:
+    """The server's (or asyncpg's) primary message, never the statement or its parameters."""
     for err in _driver_errors(exc):
-        if isinstance(err, pg_exc.PostgresError):
-            text = getattr(err, "message", "") or str(err).split("\n", 1)[0]
-            return str(text or type(err).__name__)
-    return _driver_name(exc)
+        if isinstance(err, pg_exc.PostgresError | pg_exc.InterfaceError):
+            text = getattr(err, "message", None) or str(err).split("\n", 1)[0]
+            return str(text) if text else None
+    return None
 
 
 @contextmanager

@@ -65,7 +65,22 @@ __all__ = [
 
 
 class AsyncDALError(Exception):
-    """Base class of every error raised by asyncdal."""
+    """Base class of every error raised by asyncdal.
+
+    A message says *what* went wrong (the constraint, the table, the columns, the SQLSTATE),
+    never *whose* data: PostgreSQL's DETAIL ("Key (email)=(ada@example.org) already exists",
+    "Failing row contains (...)") and its primary message (which may quote a value) are kept
+    on the exception for code that wants them, and out of ``str()``, ``repr()``, logs and HTTP
+    bodies built from the message.
+
+    Attributes:
+        detail: PostgreSQL's DETAIL of the error that was mapped, if any. May hold row data.
+        server_message: the server's (or driver's) own primary message, if any. May quote a
+            value.
+    """
+
+    detail: str | None = None
+    server_message: str | None = None
 
 
 class NotFoundError(AsyncDALError):
@@ -87,11 +102,16 @@ class ConflictError(AsyncDALError):
 
     Attributes:
         constraint: the name of the violated constraint, when the database reported one.
+        table: the table the constraint is on, when the database reported it.
+        columns: the constraint's columns, when known (never their values).
         code: a short machine-readable name of the conflict (``"duplicate"``...), the
             ``error`` of an HTTP body (``asyncdal.fastapi``).
     """
 
     code: str = "conflict"
+    #: The table the conflict is on, and the constraint's columns, when known.
+    table: str | None = None
+    columns: tuple[str, ...] = ()
 
     def __init__(self, message: str, *, constraint: str | None = None) -> None:
         self.constraint = constraint
@@ -113,9 +133,18 @@ class DuplicateError(ConflictError):
 
 
 class ForeignKeyError(ConflictError):
-    """A foreign key was violated (SQLSTATE 23503): a referenced row is missing or still used."""
+    """A foreign key was violated (SQLSTATE 23503): a referenced row is missing or still used.
+
+    Attributes:
+        referred_table: the table the foreign key points to (``"users"``), when the constraint
+            is one of the models' (asyncdal's or a service's on ``asyncdal.Base``): map "no such
+            user" to 404 without knowing constraint names.
+        referred_columns: the columns it points to (``("id",)``).
+    """
 
     code = "foreign_key"
+    referred_table: str | None = None
+    referred_columns: tuple[str, ...] = ()
 
 
 class CheckViolationError(ConflictError):

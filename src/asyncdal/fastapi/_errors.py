@@ -103,7 +103,17 @@ async def _layer_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error", exc_info=exc)
+    if isinstance(exc, AsyncDALError):
+        # The layer's message names what failed; the driver's exception chained under it may
+        # quote a value or a row (PostgreSQL's DETAIL), so its traceback is not logged here.
+        logger.error(
+            "unhandled database error: %s: %s (SQLSTATE %s)",
+            type(exc).__name__,
+            exc,
+            getattr(exc, "sqlstate", None),
+        )
+    else:
+        logger.error("unhandled error", exc_info=exc)
     return _body(500, "internal_error", INTERNAL_ERROR_MESSAGE)
 
 
