@@ -15,9 +15,19 @@ from collections import Counter
 
 import asyncpg
 import pytest
+from sqlalchemy import text
 
-from asyncdal import ConfigurationError, Database, DatabaseUnavailableError, Settings, upgrade
+from asyncdal import (
+    ConfigurationError,
+    Database,
+    DatabaseUnavailableError,
+    NotFoundError,
+    ReadOnlyTransactionError,
+    Settings,
+    upgrade,
+)
 from asyncdal.accounts import User
+from asyncdal.social import SocialDashboard
 from tests._cluster import requires_replication, sync_pair
 
 pytestmark = requires_replication
@@ -118,3 +128,42 @@ def test_malformed_host_lists_are_configuration_errors(hosts: str) -> None:
     with pytest.raises(ConfigurationError, match="host") as caught:
         Settings.from_url(f"postgresql://app:s3cret@{hosts}/app")
     assert "s3cret" not in str(caught.value)
+
+
+def _read_write(url: str) -> str:
+    return url + ("&" if "?" in url else "?") + "target_session_attrs=read-write"
+
+
+async def _every_read_path(db: Database) -> None:
+    """db.read, db.gather, db.get and a view all answer, and the reads still cannot write."""
+    async with db.read() as s:
+        assert await s.scalar(text("SELECT 1")) == 1
+        with pytest.raises(ReadOnlyTransactionError):
+            await s.execute(text("CREATE TABLE read_path_probe (a int)"))
+    pair = await db.gather(
+        lambda s: s.scalar(text("SELECT 1")), lambda s: s.scalar(text("SELECT 2"))
+    )
+    assert pair == (1, 2)
+    with pytest.raises(NotFoundError):
+        await db.get(User, 987_654_321)
+    assert (await SocialDashboard.load(db, top=3, days=7)).stats is not None
+
+
+async def test_every_read_path_works_on_a_single_host_read_write_url(migrated_url: str) -> None:
+    # Issue 21: the read pool's read-only startup setting made asyncpg's read-write check
+    # refuse every host, so every read outside a unit of work failed.
+    async with Database.from_url(_read_write(migrated_url)) as db:
+        await _every_read_path(db)
+
+
+async def test_every_read_path_works_on_a_multi_host_url_with_the_standby_first() -> None:
+    with sync_pair() as (primary, standby):
+        await upgrade(primary.url)
+        url = (
+            f"postgresql://postgres@127.0.0.1:{standby.port},127.0.0.1:{primary.port}/"
+            f"{primary.database}?target_session_attrs=read-write"
+        )
+        async with Database.from_url(url, connect_timeout=2.0) as db:
+            await _every_read_path(db)
+            async with db.read() as s:  # the read pool found the primary, not the standby
+                assert await s.scalar(text("SELECT pg_is_in_recovery()")) is False

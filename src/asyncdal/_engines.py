@@ -19,7 +19,7 @@ from asyncdal._config import Settings, timeout_ms
 from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._network import install_network_hooks
 from asyncdal._observe import Observer
-from asyncdal._reads import guard_read_pool, read_server_settings
+from asyncdal._reads import guard_read_pool, make_read_only
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import ObservedPool
 from asyncdal._url_params import connect_args_from_url, url_query
@@ -61,7 +61,6 @@ def create_engine(
         connect_args["prepared_statement_cache_size"] = 0
     options: dict[str, Any] = {}
     if read_only:
-        server_settings = read_server_settings(server_settings)
         options["isolation_level"] = "AUTOCOMMIT"
     engine = create_async_engine(
         # The query parameters are translated into connect_args, not passed on as-is; a
@@ -85,6 +84,7 @@ def create_engine(
     )
     _map_connect_timeout(engine, settings.connect_timeout)
     if read_only:
+        make_read_only(engine)
         guard_read_pool(engine)
     if isinstance(engine.pool, ObservedPool):
         engine.pool.dal_counters = observer.counters
