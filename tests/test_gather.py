@@ -15,6 +15,7 @@ from asyncdal import (
     DALSession,
     Database,
     InvalidQueryError,
+    InvalidTypeError,
     NotFoundError,
     QueryTimeoutError,
     ReadOnlyTransactionError,
@@ -117,14 +118,20 @@ async def test_arguments_are_checked_before_anything_runs(db: Database) -> None:
         return 1
 
     coroutine = read(None)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="not awaitables"):
+    with pytest.raises(InvalidTypeError, match="not awaitables"):
         await db.gather(coroutine)  # type: ignore[call-overload]
-    with pytest.raises(TypeError, match="callables"):
+    with pytest.raises(InvalidTypeError, match="callables"):
         await db.gather(42)  # type: ignore[call-overload]
     for bad in (0, -1.0, float("nan")):
         with pytest.raises(InvalidQueryError, match="timeout"):
             await db.gather(read, timeout=bad)
-    for bad_limit in (0, -3, True, 2.5):
+    # Issue 19: a string timeout was a raw TypeError ('>' not supported).
+    for wrong_type in ("1", b"1", [1], True):
+        with pytest.raises(InvalidTypeError, match="timeout must be a number"):
+            await db.gather(read, timeout=wrong_type)  # type: ignore[arg-type]
+    with pytest.raises(InvalidTypeError, match=r"db\.transaction\(\) takes a callable"):
+        await db.transaction("SELECT 1")  # type: ignore[arg-type]
+    for bad_limit in (0, -3, True, 2.5, "2"):
         with pytest.raises(InvalidQueryError, match="limit"):
             await db.gather(read, limit=bad_limit)  # type: ignore[arg-type]
     with pytest.raises(InvalidQueryError, match="limit >= 2"):

@@ -19,7 +19,12 @@ from typing import Any, TypedDict, TypeVar
 from sqlalchemy import func, select, text
 
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import InvalidQueryError, QueryTimeoutError, StaleStatementError
+from asyncdal._errors import (
+    InvalidQueryError,
+    InvalidTypeError,
+    QueryTimeoutError,
+    StaleStatementError,
+)
 from asyncdal._limiter import Slots
 from asyncdal._session import DALSession
 
@@ -145,16 +150,25 @@ def _check(reads: Sequence[object], timeout: float | None, limit: int | None) ->
         if inspect.isawaitable(read):
             if inspect.iscoroutine(read):
                 read.close()  # no "never awaited" warning on top of this error
-            raise TypeError(
+            raise InvalidTypeError(
                 "db.gather() takes callables that receive a session, e.g. "
                 "`lambda s: SocialQueries(s).top_users()`, not awaitables: an awaitable "
                 "created outside gather() would not run in a session of its own"
             )
         if not callable(read):
-            raise TypeError(f"db.gather() takes callables, got {type(read).__name__}")
-    if timeout is not None and not timeout > 0:
-        raise InvalidQueryError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise InvalidTypeError(f"db.gather() takes callables, got {type(read).__name__}")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise InvalidTypeError(
+                f"timeout must be a number of seconds or None, got {type(timeout).__name__}"
+            )
+        if not timeout > 0:  # also NaN
+            raise InvalidQueryError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+        raise InvalidTypeError(f"limit must be an integer or None, got {type(limit).__name__}")
+    if limit is not None and limit < 1:
         raise InvalidQueryError(f"limit must be a positive integer or None, got {limit!r}")
 
 

@@ -27,6 +27,7 @@ from asyncdal._error_mapping import (
 from asyncdal._errors import (
     ConcurrencyError,
     ConfigurationError,
+    InvalidTypeError,
     StaleStatementError,
     TransactionUsageError,
 )
@@ -77,6 +78,11 @@ async def run_transaction(
     ``on_retry(attempt, reason, delay)``, if given, hears of each retry before its backoff
     (the database's counters and telemetry).
     """
+    if not callable(fn):
+        raise InvalidTypeError(
+            f"db.transaction() takes a callable that receives a session, e.g. "
+            f"`lambda s: OrderRepository(s).place(...)`, got {type(fn).__name__}"
+        )
     if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
         raise ConfigurationError(f"retries must be a non-negative integer, got {retries!r}")
     if isolation is not None and not isinstance(isolation, str):
