@@ -3,7 +3,7 @@
 The value checks (``values``), the filters' operators and coercions (``filters``) and the
 cursors of keyset pages (``pagination``) all ask :func:`kind_of`, so a type is known to all of
 them or to none. A type the layer knows nothing about (a user ``TypeDecorator``, ``INET``, a
-PostGIS geometry) is :data:`OPAQUE`: its values go to the server unchecked and unconverted,
+PostGIS geometry) is ``"opaque"``: its values go to the server unchecked and unconverted,
 and the server's error, if any, is mapped like any other.
 
 Order matters below: SQLAlchemy's ``Interval`` is a ``TypeDecorator``, ``Enum`` is a
@@ -12,7 +12,7 @@ Order matters below: SQLAlchemy's ``Interval`` is a ``TypeDecorator``, ``Enum`` 
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from sqlalchemy import (
     JSON,
@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import ARRAY, TypeEngine
 
-__all__ = ["OPAQUE", "Kind", "kind_of"]
+__all__ = ["Kind", "kind_of"]
 
 Kind = Literal[
     "array",
@@ -53,9 +53,6 @@ Kind = Literal[
     "time",
     "uuid",
 ]
-
-#: A type the layer does not know: values pass through to the server as given.
-OPAQUE: Final = "opaque"
 
 _ORDER: tuple[tuple[type[TypeEngine[Any]], Kind], ...] = (
     # SQLAlchemy's own Interval is a TypeDecorator (over PostgreSQL's INTERVAL): known.
@@ -80,7 +77,7 @@ _ORDER: tuple[tuple[type[TypeEngine[Any]], Kind], ...] = (
 
 
 def kind_of(type_: TypeEngine[Any]) -> Kind:
-    """The kind of values a column of ``type_`` holds; :data:`OPAQUE` when unknown."""
+    """The kind of values a column of ``type_`` holds; ``"opaque"`` when unknown."""
     for cls, kind in _ORDER:
         if isinstance(type_, cls):
             return kind
