@@ -121,10 +121,11 @@ async def _profiled(ctx: BenchContext, lookups: Lookups, ids: list[int]) -> dict
     }
 
 
-async def _wall(ctx: BenchContext, lookups: Lookups, ids: list[int]) -> float:
-    started = time.perf_counter()
+async def _unprofiled(ctx: BenchContext, lookups: Lookups, ids: list[int]) -> tuple[float, float]:
+    """Wall and CPU time per lookup without the profiler."""
+    started, cpu = time.perf_counter(), time.process_time()
     await lookups(ctx, ids)
-    return (time.perf_counter() - started) / len(ids)
+    return (time.perf_counter() - started) / len(ids), (time.process_time() - cpu) / len(ids)
 
 
 async def measure(url: str, n: int, rounds: int) -> dict[str, Any]:
@@ -142,15 +143,19 @@ async def measure(url: str, n: int, rounds: int) -> dict[str, Any]:
                 await lookups(ctx, ids[:50])  # warm-up: connections, statement caches
             # Unprofiled wall time per lookup, the two sides interleaved.
             walls: dict[str, list[float]] = {layer_name: [], plain_name: []}
+            cpus: dict[str, list[float]] = {layer_name: [], plain_name: []}
             for round_no in range(rounds):
                 order = [(layer_name, layer), (plain_name, plain)]
                 for name, lookups in order if round_no % 2 == 0 else order[::-1]:
-                    walls[name].append(await _wall(ctx, lookups, ids))
+                    wall, cpu = await _unprofiled(ctx, lookups, ids)
+                    walls[name].append(wall)
+                    cpus[name].append(cpu)
             sides = {}
             for name, lookups in ((layer_name, layer), (plain_name, plain)):
                 sides[name] = await _profiled(ctx, lookups, ids)
                 sides[name]["wall_s_per_lookup"] = sorted(walls[name])[len(walls[name]) // 2]
                 sides[name]["wall_s_per_lookup_all"] = walls[name]
+                sides[name]["cpu_s_per_lookup"] = sorted(cpus[name])[len(cpus[name]) // 2]
             result["pairs"].append(
                 {"title": title, "layer": layer_name, "plain": plain_name, "sides": sides}
             )
@@ -164,8 +169,8 @@ def render(result: dict[str, Any]) -> str:
         f"({result['measured_at']})",
         "",
         f"{result['lookups']} lookups one after another per side (one task); "
-        f"{result['settings']}. Load average {result['load_average']}. Wall time: median of "
-        f"{result['rounds']} unprofiled interleaved rounds. Profiled times are the process's "
+        f"{result['settings']}. Load average {result['load_average']}. Unprofiled CPU and wall "
+        f"time: medians of {result['rounds']} interleaved rounds. Profiled times are the process's "
         "CPU time (cProfile with time.process_time: waiting for the server is not counted); "
         "they include cProfile's own overhead per call, so they grow with the calls.",
         "",
@@ -182,6 +187,7 @@ def render(result: dict[str, Any]) -> str:
         for key, label, scale, unit in (
             ("calls_per_lookup", "Python calls", 1, ""),
             ("profiled_cpu_s_per_lookup", "client CPU, profiled", 1e6, " µs"),
+            ("cpu_s_per_lookup", "client CPU, unprofiled", 1e6, " µs"),
             ("wall_s_per_lookup", "wall time, unprofiled", 1e6, " µs"),
         ):
             a, b = layer[key] * scale, plain[key] * scale

@@ -92,10 +92,10 @@ def settings_caption(db: Database) -> str:
     """The client settings every contender shares, for the tables' captions."""
     settings = db.settings
     return (
-        f"every contender: pool of {settings.pool_size} connections, no overflow, no pre-ping, "
+        f"Every contender: pool of {settings.pool_size} connections, no overflow, no pre-ping, "
         f"command_timeout {settings.effective_command_timeout:g} s (layer, plain SQLAlchemy and "
         f"raw asyncpg alike), pool_timeout {settings.pool_timeout:g} s and pool_recycle "
-        f"{settings.pool_recycle:g} s (layer and plain SQLAlchemy)"
+        f"{settings.pool_recycle:g} s (layer and plain SQLAlchemy)."
     )
 
 
