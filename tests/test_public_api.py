@@ -174,7 +174,7 @@ _WHITE_BOX = {
     "tests/test_pgbouncer.py": {"asyncdal._error_mapping"},
     "tests/test_public_api.py": {"asyncdal._errors"},
     "tests/test_reliability.py": {"asyncdal.testing._pg_binaries"},
-    "tests/test_session_guard.py": {"asyncdal._session"},
+    "tests/test_session_guard.py": {"asyncdal._guard"},
     "tests/test_settings_edges.py": {"asyncdal._config", "asyncdal._urls"},
     "tests/test_stats.py": {"asyncdal._slow_query"},
     "tests/test_tls.py": {"asyncdal.testing._pg_binaries"},

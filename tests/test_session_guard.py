@@ -10,7 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from asyncdal import ConcurrentSessionUseError, DALSession, Database
-from asyncdal._session import UNGUARDED, _GuardedConnection
+from asyncdal._guard import UNGUARDED, GuardedConnection
 from asyncdal.accounts import User, UserRepository
 from asyncdal.testing.factories import UserFactory, create
 
@@ -123,7 +123,7 @@ def test_every_statement_method_of_the_installed_asyncconnection_is_guarded() ->
     }  # fmt: skip
     assert _coroutine_methods(AsyncConnection) - statement_methods <= exempt
     for name in [*statement_methods, "stream", "stream_scalars"]:
-        assert getattr(_GuardedConnection, name) is not getattr(AsyncConnection, name), name
+        assert getattr(GuardedConnection, name) is not getattr(AsyncConnection, name), name
 
 
 async def test_the_guarded_connection_is_an_asyncconnection_and_streams_as_a_context(

@@ -6,8 +6,8 @@ built, in ``_engines``.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -17,13 +17,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from asyncdal._config import Settings
 from asyncdal._database_reads import ReadSide
 from asyncdal._engines import create_engine
-from asyncdal._error_mapping import wrap_errors
 from asyncdal._lookups import Lookups
 from asyncdal._observe import Observer
 from asyncdal._reads import ReadPath
 from asyncdal._replicas import ReadRouter, Server
-from asyncdal._session import DALSession
-from asyncdal._session_scope import check_not_aborted, session_scope
+from asyncdal._session import DALSession, SessionScope
 from asyncdal._stats import DatabaseStats, pool_stats, snapshot
 from asyncdal._transaction import run_transaction
 from asyncdal._urls import mask_url
@@ -120,8 +118,7 @@ class Database(ReadSide):
         """The database URL. Its ``str()`` and ``repr()`` mask the password."""
         return self.settings.url
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[DALSession]:
+    def session(self) -> AbstractAsyncContextManager[DALSession]:
         """A unit of work: commits when the block ends, rolls back if it raises.
 
         The session is always closed and its connection returned to the pool, also when the
@@ -131,17 +128,20 @@ class Database(ReadSide):
         exceptions pass through unchanged. If another task was caught using the session
         (:class:`ConcurrentSessionUseError`), nothing is committed: leaving the block waits
         for that task's call to end, rolls back, and raises the error again.
+
+        Example::
+
+            async with db.session() as s:
+                s.add(User(username="ada", email="ada@example.org"))
         """
-        with self.observer.errors():
-            async with session_scope(self.sessionmaker, busy_wait=self._busy_wait) as session:
-                with wrap_errors():
-                    yield session
-                    if session._dal_misuse is not None:
-                        raise session._dal_misuse
-                    check_not_aborted(session)
-                    await session.commit()
-            # Also when the block committed by itself (in_transaction() is False again then).
-            await self._router.record_write()
+        return SessionScope(
+            self.sessionmaker,
+            busy_wait=self._busy_wait,
+            commit=True,
+            on_error=self.observer.counters.error,
+            # Also when the block committed by itself; only replicas need to know.
+            after_commit=self._router.record_write if self._router.replicas else None,
+        )
 
     async def transaction(
         self,

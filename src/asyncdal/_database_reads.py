@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar, Unpack, cast, overload
 
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
 from asyncdal._base import Base
 from asyncdal._config import Settings
 from asyncdal._errors import NotFoundError
@@ -21,8 +23,8 @@ from asyncdal._limiter import Slots, gather_slots
 from asyncdal._lookups import Lookups
 from asyncdal._observe import Observer
 from asyncdal._reads import ReadPath
-from asyncdal._replicas import ReadRouter
-from asyncdal._session import DALSession
+from asyncdal._replicas import SNAPSHOT_READ, ReadRouter
+from asyncdal._session import DALSession, SessionScope
 
 __all__ = ["ReadSide"]
 
@@ -40,6 +42,7 @@ class ReadSide:
 
     settings: Settings
     observer: Observer
+    sessionmaker: async_sessionmaker[DALSession]
     _read_path: ReadPath
     _router: ReadRouter
     _lookups: Lookups
@@ -47,8 +50,7 @@ class ReadSide:
     # primitives belong to one event loop, so they are made per loop, lazily.
     _gather_limiters: dict[str, tuple[asyncio.AbstractEventLoop, Slots]]
 
-    @asynccontextmanager
-    async def read(self, *, after: str | None = None) -> AsyncIterator[DALSession]:
+    def read(self, *, after: str | None = None) -> AbstractAsyncContextManager[DALSession]:
         """A session for reads outside a unit of work: read-only, never committed.
 
         It runs on the read pool (see ``Settings.read_pool_size``): no transaction, so each
@@ -68,8 +70,19 @@ class ReadSide:
             async with db.read(after=request.cookies.get("written")) as s:
                 top = await SocialQueries(s).top_users(limit=5)
         """
+        if self._router.replicas:
+            return self._routed_read(after)
+        if after is not None:
+            self._router.target(after)  # a token that is not one is refused all the same
+        # No server to choose: straight to the read pool.
+        return self._read_path.session(
+            busy_wait=self._router.busy_wait, on_error=self.observer.counters.error
+        )
+
+    @asynccontextmanager
+    async def _routed_read(self, after: str | None) -> AsyncIterator[DALSession]:
         with self.observer.errors():
-            async with self._router.session(after=after) as (_, session):
+            async with self._router.session(after=after) as session:
                 yield session
 
     def write_token(self) -> str | None:
@@ -240,10 +253,14 @@ class ReadSide:
         """
         self._router.target(after)  # a bad token fails here, before any read starts
 
-        def open_read(
-            snapshot: bool, on: object | None
-        ) -> AbstractAsyncContextManager[tuple[object, DALSession]]:
-            return self._router.session(after=after, snapshot=snapshot, on=on)
+        def open_read(snapshot: bool, on: object | None) -> AbstractAsyncContextManager[DALSession]:
+            if self._router.replicas:
+                return self._router.session(after=after, snapshot=snapshot, on=on)
+            if snapshot:
+                return SessionScope(self.sessionmaker, busy_wait=busy_wait, begin=SNAPSHOT_READ)
+            return self._read_path.session(busy_wait=busy_wait)
+
+        busy_wait = self._router.busy_wait
 
         with self.observer.gather(reads, consistent) as observed:
             return await gather_reads(

@@ -18,7 +18,6 @@ from typing import Any, TypedDict, TypeVar
 
 from sqlalchemy import func, select, text
 
-from asyncdal._error_mapping import wrap_errors
 from asyncdal._errors import (
     InvalidQueryError,
     InvalidTypeError,
@@ -26,6 +25,7 @@ from asyncdal._errors import (
     StaleStatementError,
 )
 from asyncdal._limiter import Slots
+from asyncdal._replicas import SERVER
 from asyncdal._session import DALSession
 
 __all__ = ["GatherOptions", "OpenRead", "Read", "gather_reads"]
@@ -35,10 +35,11 @@ T = TypeVar("T")
 #: One read: called with its own session, returns an awaitable of its result.
 Read = Callable[[DALSession], Awaitable[T]]
 
-#: Opens a session for one read (closed at the end of the block, whatever happens) and
-#: yields the server it chose and the session. ``snapshot``: in a REPEATABLE READ READ ONLY
-#: transaction, begun; else on the read path. ``on``: that server (``None``: any suitable).
-OpenRead = Callable[[bool, object | None], AbstractAsyncContextManager[tuple[object, DALSession]]]
+#: Opens a session for one read (closed at the end of the block, whatever happens).
+#: ``snapshot``: in a REPEATABLE READ READ ONLY transaction, begun; else on the read path.
+#: ``on``: on that server (``None``: any suitable; a routed read names its server in
+#: ``session.info[SERVER]``).
+OpenRead = Callable[[bool, object | None], AbstractAsyncContextManager[DALSession]]
 
 
 class GatherOptions(TypedDict, total=False):
@@ -89,7 +90,7 @@ async def _run_read(
 
 async def _run_plain_read(open_read: OpenRead, read: Read[T]) -> T:
     # The read path: one round trip per statement, nothing to commit or roll back.
-    async with open_read(False, None) as (_, session):
+    async with open_read(False, None) as session:
         return await read(session)
 
 
@@ -97,12 +98,9 @@ async def _run_snapshot_read(
     open_read: OpenRead, read: Read[T], role: str, shared: _SharedSnapshot
 ) -> T:
     if role == "export":
-        async with open_read(True, None) as (server, session):
-            with wrap_errors():
-                snapshot_id = (
-                    await session.execute(select(func.pg_export_snapshot()))
-                ).scalar_one()
-            shared.server = server
+        async with open_read(True, None) as session:
+            snapshot_id = (await session.execute(select(func.pg_export_snapshot()))).scalar_one()
+            shared.server = session.info.get(SERVER)
             shared.snapshot_id.set_result(snapshot_id)
             result = await read(session)
             # The snapshot lives as long as the exporting transaction: keep it open until
@@ -113,12 +111,11 @@ async def _run_snapshot_read(
     if not _SNAPSHOT_ID.fullmatch(snapshot_id):
         raise RuntimeError(f"unexpected snapshot id from the server: {snapshot_id!r}")
     # On the exporter's server: a snapshot exists on one server only.
-    async with open_read(True, shared.server) as (_, session):
-        with wrap_errors():
-            # SET TRANSACTION SNAPSHOT takes no bind parameter. The id is inlined, but it
-            # comes from the server's pg_export_snapshot() and was checked above to be
-            # hex digits and dashes only, so it cannot carry SQL.
-            await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
+    async with open_read(True, shared.server) as session:
+        # SET TRANSACTION SNAPSHOT takes no bind parameter. The id is inlined, but it comes
+        # from the server's pg_export_snapshot() and was checked above to be hex digits and
+        # dashes only, so it cannot carry SQL.
+        await session.execute(text(f"SET TRANSACTION SNAPSHOT '{snapshot_id}'"))
         shared.imported()
         return await read(session)
 
@@ -134,7 +131,7 @@ async def _in_one_transaction(
         async with asyncio.timeout(timeout):
             await slots.acquire(1)
             try:
-                async with open_read(True, None) as (_, session):
+                async with open_read(True, None) as session:
                     return tuple([await read(session) for read in reads])
             finally:
                 slots.release(1)

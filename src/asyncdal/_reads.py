@@ -17,7 +17,7 @@ connection): such reads belong in ``db.session()``. It guards against mistakes, 
 hostile SQL: a read that runs ``SET default_transaction_read_only = off`` can write (a role
 with only SELECT rights is the boundary for that), though its connection is then discarded
 rather than handed out again (:func:`guard_read_pool`), as is one a read left in a transaction,
-and one whose statement failed in the driver (see :meth:`ReadPath.session`).
+and one whose statement failed in the driver (see :class:`~asyncdal._session.SessionScope`).
 
 With ``Settings.read_pool_size=0`` there is no read pool: the same reads run on the main pool
 inside ``BEGIN READ ONLY`` transactions that are rolled back (three round trips).
@@ -25,8 +25,7 @@ inside ``BEGIN READ ONLY`` transactions that are rolled back (three round trips)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import event
@@ -34,10 +33,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from asyncdal._error_mapping import is_driver_error, wrap_errors
 from asyncdal._errors import AsyncDALError
-from asyncdal._session import DALSession
-from asyncdal._session_scope import session_scope
+from asyncdal._session import DALSession, SessionScope
 
 __all__ = ["READ_ONLY", "ReadPath", "guard_read_pool", "make_read_only"]
 
@@ -100,26 +97,19 @@ class ReadPath:
             engine, class_=DALSession, expire_on_commit=False
         )
 
-    @asynccontextmanager
-    async def session(self, *, busy_wait: float) -> AsyncIterator[DALSession]:
-        """A session for one read: read-only, never committed, driver errors mapped."""
-        # On the read pool a read leaves nothing to roll back: its close never waits.
-        async with session_scope(self.sessionmaker, busy_wait=busy_wait, quiet=self.read_pool) as (
-            session
-        ):
-            try:
-                with wrap_errors():
-                    if not self.read_pool:
-                        await session.connection(execution_options=READ_ONLY)
-                    yield session
-            except AsyncDALError as exc:
-                cause = exc.__cause__
-                if self.read_pool and cause is not None and is_driver_error(cause):
-                    # A failed statement may have left the connection mid-exchange: asyncpg
-                    # parses before it encodes the arguments, and a value it cannot encode
-                    # raises before the Sync that ends the implicit transaction the Parse
-                    # opened (with its table locks). In autocommit nothing would end it, and
-                    # the driver still reports the connection idle. Discard it: errors are
-                    # rare, a stuck lock stalls every ALTER TABLE and every read behind it.
-                    await session.invalidate()
-                raise
+    def session(
+        self, *, busy_wait: float, on_error: Callable[[AsyncDALError], None] | None = None
+    ) -> SessionScope:
+        """A session for one read: read-only, never committed, driver errors mapped.
+
+        On the read pool a read leaves nothing to roll back (its close never waits), and its
+        connection is checked out by its first statement. A connection whose call failed in
+        the driver is discarded, not returned (see :class:`SessionScope`).
+        """
+        if self.read_pool:
+            return SessionScope(
+                self.sessionmaker, busy_wait=busy_wait, quiet=True, on_error=on_error
+            )
+        return SessionScope(
+            self.sessionmaker, busy_wait=busy_wait, begin=READ_ONLY, on_error=on_error
+        )

@@ -18,21 +18,21 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
-from asyncdal._error_mapping import wrap_errors
+from asyncdal._error_mapping import translate_error, wrap_errors
 from asyncdal._errors import DatabaseUnavailableError, InvalidQueryError
 from asyncdal._reads import ReadPath
-from asyncdal._session import DALSession
-from asyncdal._session_scope import session_scope
+from asyncdal._session import DALSession, SessionScope
 from asyncdal._urls import mask_url
 
 __all__ = [
     "PRIMARY_ONLY",
+    "SERVER",
     "SNAPSHOT_READ",
     "ReadRouter",
     "Server",
@@ -51,6 +51,8 @@ _POLL_MAX = 0.05
 # A consistent group's transactions: BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, rolled
 # back when the session closes. asyncpg folds the options into its BEGIN.
 SNAPSHOT_READ: dict[str, Any] = {"postgresql_readonly": True, "isolation_level": "REPEATABLE READ"}
+#: The key of ``session.info`` that names the server a routed read runs on.
+SERVER = "asyncdal.server"
 #: The position recorded when the commit's own could not be read: only the primary will do.
 PRIMARY_ONLY = 2**64 - 1
 
@@ -169,11 +171,12 @@ class ReadRouter:
     @asynccontextmanager
     async def session(
         self, *, after: str | None = None, snapshot: bool = False, on: object | None = None
-    ) -> AsyncIterator[tuple[Server, DALSession]]:
+    ) -> AsyncIterator[DALSession]:
         """A session for one read on the chosen server, closed at the end (never committed).
 
         ``snapshot``: in a REPEATABLE READ READ ONLY transaction, begun; else on the server's
-        read path. ``on``: that server and no other (the rest of a consistent group).
+        read path. ``on``: that server and no other (the rest of a consistent group). The
+        server chosen is ``session.info[SERVER]``.
         """
         target = self.target(after)
         candidates = [on] if isinstance(on, Server) else await self._candidates(target)
@@ -182,11 +185,9 @@ class ReadRouter:
             async with AsyncExitStack() as stack:
                 try:
                     session = await stack.enter_async_context(self._scope(server, snapshot))
-                    with wrap_errors():
+                    if not snapshot:
                         # Check the connection out now, where failing over is still possible.
-                        await session.connection(
-                            execution_options=SNAPSHOT_READ if snapshot else {}
-                        )
+                        await session.connection()
                 except DatabaseUnavailableError:
                     if server.primary or index == len(candidates) - 1:
                         raise
@@ -194,18 +195,20 @@ class ReadRouter:
                     continue  # the session is closed on the way out of the block
                 if not server.primary:
                     server.mark_up()
+                session.info[SERVER] = server
                 try:
-                    with wrap_errors():
-                        yield server, session
-                except DatabaseUnavailableError:
-                    if not server.primary:
+                    yield session
+                except Exception as exc:
+                    # A raw driver error is mapped by the session's scope, on the way out.
+                    lost = translate_error(exc) or exc
+                    if isinstance(lost, DatabaseUnavailableError) and not server.primary:
                         server.mark_down(loop.time())
                     raise
                 return
 
-    def _scope(self, server: Server, snapshot: bool) -> AbstractAsyncContextManager[DALSession]:
+    def _scope(self, server: Server, snapshot: bool) -> SessionScope:
         if snapshot:
-            return session_scope(server.sessionmaker, busy_wait=self.busy_wait)
+            return SessionScope(server.sessionmaker, busy_wait=self.busy_wait, begin=SNAPSHOT_READ)
         return server.read_path.session(busy_wait=self.busy_wait)
 
     def _up(self, now: float) -> list[Server]:

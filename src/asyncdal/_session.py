@@ -1,64 +1,40 @@
-"""The session class the layer hands out, and its guard against use by two tasks at once.
+"""The session class the layer hands out, and its life: opened, handed out, closed cleanly.
 
-An ``AsyncSession`` (and the one asyncpg connection beneath it) runs one statement at a time.
-When two tasks share one, SQLAlchemy or asyncpg fail somewhere deep inside ("another operation
-is in progress", ``IllegalStateChangeError``...) or, worse, the tasks interleave inside one
-transaction. :class:`DALSession` notices the second task at the door instead and raises
-:class:`ConcurrentSessionUseError`, which says what happened and what to do.
-
-The guarded methods are also the boundary where the layer calls the database, so driver errors
-are mapped there, once (see :mod:`asyncdal._error_mapping`).
+:class:`DALSession` is an ``AsyncSession`` whose database calls go through a door (see
+:mod:`asyncdal._guard`): one task at a time, driver errors mapped there, once.
+:class:`SessionScope` is one session block, the only way the layer opens a session
+(``db.read()``, ``db.session()``, ``db.transaction()``, every read of ``db.gather``): it
+opens the session, hands it out and, whatever happened, closes it, also under cancellation,
+and returns its connection to the pool only in a known state.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-from collections.abc import Callable, Coroutine, Generator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from types import TracebackType
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 from sqlalchemy.ext.asyncio.result import AsyncCommon
 
 from asyncdal._compat import SQLALCHEMY_2_1
-from asyncdal._error_mapping import is_stale_statement, sqlstate_of, translate_error
+from asyncdal._error_mapping import translate_error
 from asyncdal._errors import (
     AsyncDALError,
     ConcurrencyError,
     ConcurrentSessionUseError,
-    SessionClosedError,
     StaleStatementError,
     TransactionUsageError,
 )
+from asyncdal._guard import GuardedConnection, guard, guarded_call, managed_message
 from asyncdal._versioning import VersionCheckingSession
 
-__all__ = ["DALSession"]
+__all__ = ["DALSession", "SessionScope"]
 
 logger = logging.getLogger("asyncdal.session")
-
-# The coroutine methods of AsyncSession that are deliberately NOT guarded: the clean-up path
-# (``AsyncSession.__aexit__`` runs ``close`` in a task of its own, shielded from cancellation),
-# which must always be able to return the connection to the pool, and the class-level
-# ``close_all``. Every other coroutine method is guarded explicitly in DALSession's body, and
-# tests/test_session_guard.py fails if SQLAlchemy grows one that is neither.
-UNGUARDED = frozenset({"aclose", "close", "close_all", "invalidate", "reset"})
-# Reads that may be run again after a stale cached statement, when nothing else happened in
-# the transaction yet (writes go through flush, which is not retried).
-_REPEATABLE = frozenset({"execute", "get", "get_one", "scalar", "scalars"})
-_Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, Any]])
-
-
-def _guard(method: _Method) -> _Method:
-    """``method`` of ``AsyncSession``, entered through the owner check (same signature)."""
-    name = method.__name__
-
-    @functools.wraps(method)
-    async def guarded(self: DALSession, *args: Any, **kwargs: Any) -> Any:
-        return await _guarded_call(self, name, method, args, kwargs)
-
-    return guarded  # type: ignore[return-value]
 
 
 class DALSession(AsyncSession):
@@ -84,7 +60,7 @@ class DALSession(AsyncSession):
     sync_session_class = VersionCheckingSession
     #: The task whose stream() result is still open.
     _dal_stream_owner: asyncio.Task[Any] | None = None
-    #: Set by the layer's scopes when their block ends.
+    #: Set by the session's scope when its block ends.
     _dal_closed: bool = False
     #: Inside db.transaction: commit/rollback/close belong to the layer.
     _dal_managed: bool = False
@@ -94,38 +70,42 @@ class DALSession(AsyncSession):
     _dal_aborted: tuple[AsyncDALError, Any] | None = None
     #: The last retryable error (conflict, stale statement) mapped by a call of this session.
     _dal_retryable: ConcurrencyError | StaleStatementError | None = None
+    #: A call failed in the driver itself: the connection's state is unknown, so at the end
+    #: of the block it is discarded instead of going back to the pool.
+    _dal_discard: bool = False
     _dal_idle: asyncio.Event | None = None
     _dal_streams: list[Any] | None = None
 
-    # Every coroutine method that talks to the database, guarded (see UNGUARDED for the rest).
-    commit = _guard(AsyncSession.commit)
-    delete = _guard(AsyncSession.delete)
-    execute = _guard(AsyncSession.execute)
-    flush = _guard(AsyncSession.flush)
-    get = _guard(AsyncSession.get)
-    get_one = _guard(AsyncSession.get_one)
-    merge = _guard(AsyncSession.merge)
-    refresh = _guard(AsyncSession.refresh)
-    rollback = _guard(AsyncSession.rollback)
-    run_sync = _guard(AsyncSession.run_sync)
-    scalar = _guard(AsyncSession.scalar)  # type: ignore[assignment,arg-type]  # mypy: overloads
-    scalars = _guard(AsyncSession.scalars)
-    stream = _guard(AsyncSession.stream)
-    stream_scalars = _guard(AsyncSession.stream_scalars)
+    # Every coroutine method that talks to the database, guarded (see _guard.UNGUARDED for
+    # the rest).
+    commit = guard(AsyncSession.commit)
+    delete = guard(AsyncSession.delete)
+    execute = guard(AsyncSession.execute)
+    flush = guard(AsyncSession.flush)
+    get = guard(AsyncSession.get)
+    get_one = guard(AsyncSession.get_one)
+    merge = guard(AsyncSession.merge)
+    refresh = guard(AsyncSession.refresh)
+    rollback = guard(AsyncSession.rollback)
+    run_sync = guard(AsyncSession.run_sync)
+    scalar = guard(AsyncSession.scalar)  # type: ignore[assignment,arg-type]  # mypy: overloads
+    scalars = guard(AsyncSession.scalars)
+    stream = guard(AsyncSession.stream)
+    stream_scalars = guard(AsyncSession.stream_scalars)
     if SQLALCHEMY_2_1:
-        delete_all = _guard(AsyncSession.delete_all)
-        merge_all = _guard(AsyncSession.merge_all)
+        delete_all = guard(AsyncSession.delete_all)
+        merge_all = guard(AsyncSession.merge_all)
 
     async def close(self) -> None:
         """Close the session (SQLAlchemy's ``close``); refused inside ``db.transaction``."""
         if self._dal_managed:
-            raise TransactionUsageError(_managed_message("close"))
+            raise TransactionUsageError(managed_message("close"))
         await super().close()
 
     async def connection(self, *args: Any, **kwargs: Any) -> AsyncConnection:
         """The session's ``AsyncConnection``, guarded like the session itself."""
-        conn = await _guarded_call(self, "connection", AsyncSession.connection, args, kwargs)
-        return _GuardedConnection(self, conn)
+        conn = await guarded_call(self, "connection", AsyncSession.connection, args, kwargs)
+        return GuardedConnection(self, conn)
 
     async def wait_idle(self, timeout: float) -> bool:  # noqa: ASYNC109 (a bound, not a deadline)
         """Wait until no other task is inside a call of this session; False if it timed out."""
@@ -141,6 +121,13 @@ class DALSession(AsyncSession):
                 return False
         return True
 
+    def _dal_add_stream(self, result: AsyncCommon[Any], task: asyncio.Task[Any] | None) -> None:
+        """``task`` holds the session until ``result`` (a ``stream()``) is closed or exhausted."""
+        if self._dal_streams is None:
+            self._dal_streams = []
+        self._dal_streams.append(result._real_result)
+        self._dal_stream_owner = task
+
     def _dal_open_stream(self) -> bool:
         if not self._dal_streams:
             return False
@@ -154,190 +141,179 @@ class DALSession(AsyncSession):
         ]
         return bool(self._dal_streams)
 
+    def _dal_check_not_aborted(self) -> None:
+        """Before the layer commits: raise the error of a failed statement the caller swallowed.
 
-def _managed_message(method: str) -> str:
-    return (
-        f"DALSession.{method}() was called inside db.transaction(): the transaction belongs "
-        "to db.transaction, which commits when fn returns, rolls back when it raises, and "
-        "may run fn again. Return from fn to commit; raise to roll back."
-    )
-
-
-def _busy_message(method: str, owner: asyncio.Task[Any], intruder: asyncio.Task[Any] | None) -> str:
-    return (
-        f"DALSession.{method}() was called from task {_task_name(intruder)} while task "
-        f"{owner.get_name()!r} is still using the same session. A session (and its one "
-        "database connection) runs one statement at a time, so it cannot be shared by "
-        "concurrent tasks. Give each task its own session: use `await db.gather(...)` for "
-        "concurrent reads, or `async with db.session()` inside each task."
-    )
+        PostgreSQL answers COMMIT of a failed transaction with a silent ROLLBACK, so a unit of
+        work whose caller caught (say) a DuplicateError and carried on would report success
+        with nothing written. A failure inside a savepoint that was rolled back since is fine.
+        """
+        aborted = self._dal_aborted
+        if aborted is None:
+            return
+        error, savepoint = aborted
+        if savepoint is None or savepoint.is_active:
+            raise error
 
 
-def _task_name(task: asyncio.Task[Any] | None) -> str:
-    return repr(task.get_name()) if task is not None else "<no task>"
+class SessionScope:
+    """One session block: a new session, handed out, and closed at the end whatever happens.
 
+    Args:
+        sessionmaker: makes the session.
+        busy_wait: leaving the block first waits (at most this many seconds) for another task
+            still inside a call of this session, so the close never collides with it.
+        begin: execution options to begin the transaction with at the start (``BEGIN READ
+            ONLY``...); ``None``: the session begins when it is first used.
+        commit: a unit of work: commit when the block ends without an error (refused when
+            another task was caught using the session, or a failed statement was swallowed).
+        managed: ``db.transaction`` owns commit and rollback (refused to the caller).
+        quiet: the session never has a transaction to roll back (autocommit, the read pool).
+        on_error: told of each layer error that leaves the block (the stats counters).
+        after_commit: awaited after a committed block (read-your-writes bookkeeping).
 
-def _check_door(session: DALSession, name: str, task: asyncio.Task[Any] | None) -> bool:
-    """Whether ``task`` may enter; raises if another task holds the session. True: re-entry."""
-    if session._dal_closed:
-        raise SessionClosedError(
-            f"DALSession.{name}() was called after the session's block ended: its connection "
-            "went back to the pool and its transaction is over. Open a new session."
-        )
-    if session._dal_managed and name in ("commit", "rollback"):
-        raise TransactionUsageError(_managed_message(name))
-    owner = session._dal_owner
-    if owner is None or owner.done():
-        streamer = session._dal_stream_owner
-        if streamer is not None and streamer is not task and not streamer.done():
-            if session._dal_open_stream():
-                owner = streamer
-            else:
-                session._dal_stream_owner = None
-    if owner is not None and owner is not task and not owner.done():
-        error = ConcurrentSessionUseError(_busy_message(name, owner, task))
-        session._dal_misuse = session._dal_misuse or error
-        raise error
-    return owner is task and session._dal_owner is task
+    Driver errors that leave the block without passing the session's door (a result iterated
+    after its call, a raw connection) are mapped here; the caller's own exceptions pass
+    through unchanged. The connection goes back to the pool only in a known state: after a
+    call that failed in the driver itself (a value the driver could not encode, a lost
+    connection) it is discarded instead, also when the caller swallowed that error. A close
+    that fails (the connection died after the work was done) discards the connection instead
+    of raising over the block's outcome.
 
-
-async def _guarded_call(
-    session: DALSession,
-    name: str,
-    method: Callable[..., Coroutine[Any, Any, Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    task = asyncio.current_task()
-    if _check_door(session, name, task):
-        # A guarded method calling another one (scalars() calls execute()).
-        return await method(session, *args, **kwargs)
-    session._dal_owner = task
-    try:
-        # Nothing happened in this session's transaction yet, and no ORM state would be lost
-        # by a rollback: a stale cached statement can simply be run again.
-        fresh = not (
-            session.in_transaction()
-            or session.identity_map
-            or session.new
-            or session.dirty
-            or session.deleted
-        )
-        try:
-            result = await method(session, *args, **kwargs)
-        except Exception as exc:
-            if not (fresh and name in _REPEATABLE and is_stale_statement(exc)):
-                raise
-            # The statement was the transaction's first: roll back and run it once more on
-            # the cleared caches; nothing the caller did is lost.
-            await AsyncSession.rollback(session)
-            result = await method(session, *args, **kwargs)
-        if isinstance(result, AsyncCommon):
-            # A streamed result keeps the connection busy until it is closed or exhausted.
-            if session._dal_streams is None:
-                session._dal_streams = []
-            session._dal_streams.append(result._real_result)
-            session._dal_stream_owner = task
-        if name in ("commit", "rollback"):
-            session._dal_aborted = None  # the failed transaction is over
-        return result
-    except Exception as exc:
-        mapped = translate_error(exc, from_driver=True)
-        if mapped is None:
-            raise
-        if isinstance(mapped, ConcurrencyError | StaleStatementError):
-            session._dal_retryable = mapped
-        if sqlstate_of(exc) is not None and session.in_transaction():
-            # The server failed a statement: its transaction (or the innermost savepoint) is
-            # aborted, and a COMMIT would quietly roll everything back. Remember it, so the
-            # layer's commit raises instead of reporting success (see check_not_aborted).
-            session._dal_aborted = (mapped, session.sync_session.get_nested_transaction())
-        if isinstance(exc, TimeoutError):
-            # The client gave up waiting (command_timeout): the connection's state is unknown
-            # and the server may be gone. Discard it now rather than wait again at ROLLBACK.
-            with contextlib.suppress(Exception):
-                await session.invalidate()
-        raise mapped from exc
-    finally:
-        _release(session)
-
-
-def _release(session: DALSession) -> None:
-    session._dal_owner = None
-    if session._dal_idle is not None:
-        session._dal_idle.set()
-        session._dal_idle = None
-
-
-class _GuardedConnection(AsyncConnection):
-    """The session's ``AsyncConnection``, whose database calls go through the session's guard.
-
-    A real ``AsyncConnection`` over the same SQLAlchemy connection (``isinstance`` holds, and
-    every other method is SQLAlchemy's own); built without registering itself as that
-    connection's proxy, so the session keeps handing out its own. The guarded calls run on
-    that own proxy. ``stream()`` and ``stream_scalars()`` stay usable both ways, ``await`` and
-    ``async with``.
+    The close runs in a task of its own, shielded from cancellation, unless it cannot wait on
+    anything: the block ended normally, no other task is inside a call, and there is no
+    transaction to roll back. Code that never suspends cannot be interrupted, and the task
+    costs a loop iteration per session.
     """
 
-    def __init__(self, session: DALSession, conn: AsyncConnection) -> None:
-        """Guard ``conn``, the connection of ``session``."""
-        # Not super().__init__: that would make this object the connection's registered proxy.
-        self.engine = conn.engine
-        self.sync_engine = conn.sync_engine
-        self.sync_connection = conn.sync_connection
-        self._dal_session = session
-        self._dal_conn = conn
+    __slots__ = (
+        "_after_commit",
+        "_begin",
+        "_busy_wait",
+        "_commit",
+        "_maker",
+        "_managed",
+        "_on_error",
+        "_quiet",
+        "session",
+    )
 
-    def _call(self, name: str, args: Any, kwargs: Any) -> Coroutine[Any, Any, Any]:
-        method = getattr(self._dal_conn, name)
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[DALSession],
+        *,
+        busy_wait: float,
+        begin: dict[str, Any] | None = None,
+        commit: bool = False,
+        managed: bool = False,
+        quiet: bool = False,
+        on_error: Callable[[AsyncDALError], None] | None = None,
+        after_commit: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """A scope for one block; nothing happens until it is entered."""
+        self._maker = sessionmaker
+        self._busy_wait = busy_wait
+        self._begin = begin
+        self._commit = commit
+        self._managed = managed
+        self._quiet = quiet
+        self._on_error = on_error
+        self._after_commit = after_commit
 
-        async def call(_session: DALSession, *a: Any, **k: Any) -> Any:
-            return await method(*a, **k)
+    async def __aenter__(self) -> DALSession:
+        session = self.session = self._maker()
+        if self._managed:
+            session._dal_managed = True
+        if self._begin is not None:
+            try:
+                await session.connection(execution_options=self._begin)
+            except BaseException as exc:
+                await self._end(exc)
+                raise
+        return session
 
-        return _guarded_call(self._dal_session, f"connection().{name}", call, args, kwargs)
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None:
+            await self._end(exc)
+            return
+        session = self.session
+        if self._commit:
+            try:
+                if session._dal_misuse is not None:
+                    raise session._dal_misuse
+                session._dal_check_not_aborted()
+                await session.commit()
+            except BaseException as error:
+                await self._end(error)
+                raise
+        if (
+            session._dal_owner is None
+            and not session._dal_discard
+            and (self._quiet or not session.in_transaction())
+        ):
+            await self._close()
+        else:
+            await _run_to_completion(self._close())
+        if self._after_commit is not None:
+            await self._after_commit()
 
-    async def execute(self, *args: Any, **kwargs: Any) -> Any:
-        """``AsyncConnection.execute``, guarded."""
-        return await self._call("execute", args, kwargs)
+    async def _end(self, exc: BaseException) -> None:
+        """After ``exc`` left the block: close, then raise the layer's error for a driver one."""
+        await _run_to_completion(self._close())
+        mapped = translate_error(exc) if isinstance(exc, Exception) else None
+        if isinstance(mapped, ConcurrencyError | StaleStatementError):
+            self.session._dal_retryable = mapped  # db.transaction runs fn again
+        if self._on_error is not None:
+            error = mapped or exc
+            if isinstance(error, AsyncDALError):
+                self._on_error(error)
+        if mapped is not None:
+            raise mapped from exc
 
-    async def exec_driver_sql(self, *args: Any, **kwargs: Any) -> Any:
-        """``AsyncConnection.exec_driver_sql``, guarded."""
-        return await self._call("exec_driver_sql", args, kwargs)
+    async def _close(self) -> None:
+        session = self.session
+        if session._dal_owner is not None and not await session.wait_idle(self._busy_wait):
+            owner = session._dal_owner
+            if owner is not None:
+                # The other task overstayed even its command timeout: cancel it, bounded.
+                owner.cancel()
+                with contextlib.suppress(TimeoutError):
+                    await session.wait_idle(1.0)
+        session._dal_managed = False
+        session._dal_closed = True
+        try:
+            if session._dal_discard:
+                # A call failed in the driver (asyncpg raises on a value it cannot encode
+                # after the Parse and before the Sync, leaving the backend in an implicit
+                # transaction holding its locks; a connection may be half-closed). Errors are
+                # rare: discarding costs a reconnect, checking the state would cost the happy
+                # path, and a stuck lock stalls every ALTER TABLE and every read behind it.
+                await session.invalidate()
+            else:
+                await AsyncSession.close(session)
+        except Exception as exc:
+            logger.info("closing a session failed (%s); its connection is discarded", type(exc))
+            with contextlib.suppress(Exception):
+                await session.invalidate()
 
-    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
-        """``AsyncConnection.scalar``, guarded."""
-        return await self._call("scalar", args, kwargs)
 
-    async def scalars(self, *args: Any, **kwargs: Any) -> Any:
-        """``AsyncConnection.scalars``, guarded."""
-        return await self._call("scalars", args, kwargs)
-
-    async def run_sync(self, *args: Any, **kwargs: Any) -> Any:
-        """``AsyncConnection.run_sync``, guarded."""
-        return await self._call("run_sync", args, kwargs)
-
-    def stream(self, *args: Any, **kwargs: Any) -> Any:
-        """``AsyncConnection.stream``, guarded: ``await`` it or use it as ``async with``."""
-        return _StartedStream(self._call("stream", args, kwargs))
-
-    def stream_scalars(self, *args: Any, **kwargs: Any) -> Any:
-        """``AsyncConnection.stream_scalars``, guarded, like :meth:`stream`."""
-        return _StartedStream(self._call("stream_scalars", args, kwargs))
-
-
-class _StartedStream:
-    """A guarded ``stream()``: awaitable for its result, or an async context that closes it."""
-
-    def __init__(self, start: Coroutine[Any, Any, Any]) -> None:
-        self._start = start
-        self._result: Any = None
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        return self._start.__await__()
-
-    async def __aenter__(self) -> Any:
-        self._result = await self._start
-        return self._result
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self._result.close()
+async def _run_to_completion(coro: Coroutine[Any, Any, None]) -> None:
+    """Run ``coro`` to its end even if the caller is cancelled meanwhile; then re-raise that."""
+    task = asyncio.ensure_future(coro)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if task.done():
+                raise
+            cancelled = err
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled

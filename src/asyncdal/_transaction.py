@@ -31,8 +31,7 @@ from asyncdal._errors import (
     StaleStatementError,
     TransactionUsageError,
 )
-from asyncdal._session import DALSession
-from asyncdal._session_scope import check_not_aborted, session_scope
+from asyncdal._session import DALSession, SessionScope
 
 __all__ = ["ISOLATION_LEVELS", "run_transaction"]
 
@@ -104,7 +103,7 @@ async def run_transaction(
         attempt += 1
         session: DALSession | None = None
         try:
-            async with session_scope(sessionmaker, busy_wait=busy_wait, managed=True) as session:
+            async with SessionScope(sessionmaker, busy_wait=busy_wait, managed=True) as session:
                 if level is not None:
                     # Must be the transaction's first statement: it fixes the connection's level.
                     await session.connection(execution_options={"isolation_level": level})
@@ -116,7 +115,7 @@ async def run_transaction(
                 session._dal_managed = False
                 if session._dal_misuse is not None:
                     raise session._dal_misuse
-                check_not_aborted(session)
+                session._dal_check_not_aborted()
                 await session.commit()
                 return result
         except Exception as exc:

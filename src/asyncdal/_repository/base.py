@@ -106,8 +106,7 @@ class Repository(ReadRepository[M]):
             if key in state:
                 check(state[key])
         self.session.add(obj)
-        with wrap_errors():
-            await self.session.flush()
+        await self.session.flush()
         return obj
 
     @overload

@@ -112,8 +112,7 @@ class ReadRepository(Generic[M]):
         One ``session.get`` and nothing more: an object already in the session costs no query.
         """
         self._identity(id)
-        with wrap_errors():
-            obj = await self.session.get(self.model, id)
+        obj = await self.session.get(self.model, id)
         if obj is None:
             raise NotFoundError(self.model.__name__, id)
         return obj
@@ -132,15 +131,14 @@ class ReadRepository(Generic[M]):
         if not wanted:
             return []
         rows: builtins.list[M] = []
-        with wrap_errors():
-            if len(self._pk) == 1:
-                stmt = select(self.model).where(any_of(self._pk[0], wanted))
+        if len(self._pk) == 1:
+            stmt = select(self.model).where(any_of(self._pk[0], wanted))
+            rows.extend((await self.session.scalars(stmt)).all())
+        else:
+            for start in range(0, len(wanted), _TUPLES_PER_QUERY):
+                chunk = wanted[start : start + _TUPLES_PER_QUERY]
+                stmt = select(self.model).where(tuple_(*self._pk).in_(chunk))
                 rows.extend((await self.session.scalars(stmt)).all())
-            else:
-                for start in range(0, len(wanted), _TUPLES_PER_QUERY):
-                    chunk = wanted[start : start + _TUPLES_PER_QUERY]
-                    stmt = select(self.model).where(tuple_(*self._pk).in_(chunk))
-                    rows.extend((await self.session.scalars(stmt)).all())
         by_key = {self._key(row): row for row in rows}
         return [by_key[i] for i in wanted if i in by_key]
 
@@ -176,8 +174,7 @@ class ReadRepository(Generic[M]):
             stmt = stmt.where(keyset_condition(keys, decode_cursor(cursor, keys)))
         if offset is not None:
             stmt = stmt.offset(check_offset(offset))
-        with wrap_errors():
-            rows = (await self.session.scalars(stmt.limit(size + 1))).all()
+        rows = (await self.session.scalars(stmt.limit(size + 1))).all()
         items = builtins.list(rows[:size])
         more = len(rows) > size
         return Page(
@@ -191,15 +188,13 @@ class ReadRepository(Generic[M]):
         """How many rows match ``where`` (same rules as :meth:`list`)."""
         conditions = parse_where(where, self._columns, self.filter_fields)
         stmt = select(func.count()).select_from(self.model).where(*conditions)
-        with wrap_errors():
-            return int(await self.session.scalar(stmt) or 0)
+        return int(await self.session.scalar(stmt) or 0)
 
     async def exists(self, where: WhereSpec = None) -> bool:
         """Whether any row matches ``where`` (same rules as :meth:`list`)."""
         conditions = parse_where(where, self._columns, self.filter_fields)
         probe = select(literal(1)).select_from(self.model).where(*conditions).limit(1)
-        with wrap_errors():
-            return bool(await self.session.scalar(select(probe.exists())))
+        return bool(await self.session.scalar(select(probe.exists())))
 
     async def stream(
         self,
