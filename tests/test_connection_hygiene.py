@@ -14,6 +14,7 @@ and takes an ACCESS EXCLUSIVE lock on the table with a short ``lock_timeout``.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from asyncdal import AsyncDALError, Database
+from asyncdal import AsyncDALError, Database, InvalidQueryError
 from asyncdal.commerce import Product, ProductRepository
 from asyncdal.testing.plugin import to_dsn
 
@@ -81,6 +82,22 @@ async def _repository_read(db: Database, value: object) -> None:
         await ProductRepository(s).count({"id": value})
 
 
+async def _read_swallowed(db: Database, value: object) -> None:
+    # The caller catches the error and the block ends normally: the connection still must not
+    # go back as it is.
+    async with db.read() as s:
+        with contextlib.suppress(AsyncDALError):
+            await s.scalar(_count_where(value))
+    raise InvalidQueryError("swallowed")
+
+
+async def _session_swallowed(db: Database, value: object) -> None:
+    async with db.session() as s:
+        with contextlib.suppress(AsyncDALError):
+            await s.scalar(_count_where(value))
+    raise InvalidQueryError("swallowed")
+
+
 ENTRY_POINTS: dict[str, Callable[[Database, object], Awaitable[None]]] = {
     "db.read": _read,
     "db.get": _get,
@@ -90,6 +107,8 @@ ENTRY_POINTS: dict[str, Callable[[Database, object], Awaitable[None]]] = {
     "session.stream": _stream,
     "add_many": _add_many,
     "repository on db.read": _repository_read,
+    "db.read, error swallowed": _read_swallowed,
+    "db.session, error swallowed": _session_swallowed,
 }
 
 

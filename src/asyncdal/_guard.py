@@ -20,6 +20,7 @@ import functools
 from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.asyncio.result import AsyncCommon
@@ -179,17 +180,34 @@ def _mapped(session: DALSession, exc: Exception) -> BaseException:
         return exc
     if isinstance(mapped, ConcurrencyError | StaleStatementError):
         session._dal_retryable = mapped
-    sqlstate = sqlstate_of(exc)
-    if sqlstate is None and isinstance(exc, DBAPIError | OSError | TimeoutError):
+    if isinstance(exc, DBAPIError | OSError | TimeoutError) and not _from_server(exc):
         # Failed in the driver, not on the server: the exchange may have stopped half-way
         # (see SessionScope), so the connection will not go back to the pool.
         session._dal_discard = True
-    elif sqlstate is not None and session.in_transaction():
+    elif sqlstate_of(exc) is not None and session.in_transaction():
         # The server failed a statement: its transaction (or the innermost savepoint) is
         # aborted, and a COMMIT would quietly roll everything back. Remember it, so the
         # layer's commit raises instead of reporting success (see DALSession.check_not_aborted).
         session._dal_aborted = (mapped, session.sync_session.get_nested_transaction())
     return mapped
+
+
+def _from_server(exc: BaseException) -> bool:
+    """Whether the server answered ``exc`` (an ErrorResponse, after which it is in sync).
+
+    asyncpg raises some client-side errors with a server error's class and SQLSTATE (a value
+    it cannot encode is ``asyncpg.DataError``, 22000), so the class does not tell; what the
+    server sent always names its severity (the protocol's ``S`` field), what asyncpg made up
+    never does.
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 8:  # orig and __cause__ links, a short chain
+        if isinstance(current, asyncpg.PostgresError) and current.severity is not None:
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+        seen += 1
+    return False
 
 
 class GuardedConnection(AsyncConnection):
