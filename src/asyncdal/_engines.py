@@ -19,7 +19,7 @@ from asyncdal._config import Settings, timeout_ms
 from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._network import install_network_hooks
 from asyncdal._observe import Observer
-from asyncdal._reads import guard_read_pool, make_read_only
+from asyncdal._reads import guard_read_pool, make_read_only, read_server_settings
 from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import ObservedPool
 from asyncdal._url_params import connect_args_from_url, url_query
@@ -60,8 +60,14 @@ def create_engine(
         connect_args["statement_cache_size"] = 0
         connect_args["prepared_statement_cache_size"] = 0
     options: dict[str, Any] = {}
+    # A read-pool connection is read-only from its startup packet (no round trip), unless
+    # asyncpg must first check the host's role (target_session_attrs): a connection that
+    # starts read-only looks like a standby to that check, so it is made read-only just after.
+    set_read_only_after_connect = read_only and "target_session_attrs" in connect_args
     if read_only:
         options["isolation_level"] = "AUTOCOMMIT"
+        if not set_read_only_after_connect:
+            server_settings = read_server_settings(server_settings)
     engine = create_async_engine(
         # The query parameters are translated into connect_args, not passed on as-is; a
         # multi-host list stays: SQLAlchemy makes it asyncpg's host and port lists.
@@ -83,8 +89,9 @@ def create_engine(
         **options,
     )
     _map_connect_timeout(engine, settings.connect_timeout)
-    if read_only:
+    if set_read_only_after_connect:
         make_read_only(engine)
+    if read_only:
         guard_read_pool(engine)
     if isinstance(engine.pool, ObservedPool):
         engine.pool.dal_counters = observer.counters

@@ -2,12 +2,12 @@
 
 A read that needs no snapshot of its own (``db.gather`` without ``consistent``, ``db.read()``,
 ``db.get``) runs on a connection of the *read pool*: opened with
-``default_transaction_read_only=on`` (set right after the connect, see :func:`make_read_only`)
-and used in autocommit. So a statement is one round trip:
-no ``BEGIN READ ONLY`` before it, no ``ROLLBACK`` after it, and nothing when the connection
-goes back to the pool (SQLAlchemy's reset on return is a ``ROLLBACK`` only inside a
-transaction, and there is none). Each statement sees the data committed when it starts, which
-is what READ COMMITTED gives inside a transaction too.
+``default_transaction_read_only=on`` (a startup setting, or set right after the connect on a URL
+with ``target_session_attrs``: see :func:`make_read_only`) and used in autocommit. So a
+statement is one round trip: no ``BEGIN READ ONLY`` before it, no ``ROLLBACK`` after it, and
+nothing when the connection goes back to the pool (SQLAlchemy's reset on return is a
+``ROLLBACK`` only inside a transaction, and there is none). Each statement sees the data
+committed when it starts, which is what READ COMMITTED gives inside a transaction too.
 
 Safety stays with the server: every statement there runs in a read-only transaction of its
 own, so a write is refused (SQLSTATE 25006) and nothing is ever committed. What a connection
@@ -36,7 +36,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from asyncdal._errors import AsyncDALError
 from asyncdal._session import DALSession, SessionScope
 
-__all__ = ["READ_ONLY", "ReadPath", "guard_read_pool", "make_read_only"]
+__all__ = ["READ_ONLY", "ReadPath", "guard_read_pool", "make_read_only", "read_server_settings"]
 
 # BEGIN ... READ ONLY on the main pool (no read pool); asyncpg folds it into its BEGIN.
 READ_ONLY: dict[str, Any] = {"postgresql_readonly": True}
@@ -64,13 +64,19 @@ def guard_read_pool(engine: AsyncEngine) -> None:
             raise DisconnectionError("a read left this read-pool connection changed")
 
 
+def read_server_settings(server_settings: dict[str, str]) -> dict[str, str]:
+    """The startup settings of a read-pool connection: the main pool's, and read-only."""
+    return {**server_settings, "default_transaction_read_only": "on"}
+
+
 def make_read_only(engine: AsyncEngine) -> None:
     """Every new connection of ``engine`` becomes read-only, once it is established.
 
-    Not a startup setting: asyncpg's ``target_session_attrs`` check (``read-write``,
-    ``primary``: a cluster URL's way to find the primary) runs during the connect, and a
-    connection that starts read-only looks like a standby to it, on every host. One ``SET`` per
-    new connection instead (pooled connections are reused), on the raw DB-API connection.
+    For URLs with ``target_session_attrs`` only (a startup setting is free otherwise):
+    asyncpg's check of the host's role (``read-write``, ``primary``: a cluster URL's way to
+    find the primary) runs during the connect, and a connection that starts read-only looks
+    like a standby to it, on every host. One ``SET`` per new connection instead (pooled
+    connections are reused), on the raw DB-API connection.
     """
 
     @event.listens_for(engine.sync_engine, "connect")
