@@ -10,6 +10,7 @@ has logging sections.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from logging.config import fileConfig
 
@@ -25,12 +26,19 @@ from asyncdal.alembic import VERSION_TABLE, adopt_legacy_version, include_asyncd
 config = context.config
 # Logging comes from the ini only when it has a logging section: a service's minimal ini
 # (just `script_location = asyncdal:migrations`) must not crash, nor reset the service's logging.
-if (
-    config.config_file_name is not None
-    and config.attributes.get("configure_logger", True)
-    and config.file_config.has_section("formatters")
-):
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# With such an ini the `alembic` command still says what it did (its INFO lines on stderr, as
+# its own template's logging sections would), unless logging is already set up.
+# asyncdal.upgrade() runs without an ini and leaves the application's logging alone.
+if config.config_file_name is not None and config.attributes.get("configure_logger", True):
+    if config.file_config.has_section("formatters"):
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
+    elif not logging.getLogger().handlers and all(
+        isinstance(h, logging.NullHandler) for h in logging.getLogger("alembic").handlers
+    ):
+        _handler = logging.StreamHandler()
+        _handler.setFormatter(logging.Formatter("%(levelname)-5.5s [%(name)s] %(message)s"))
+        logging.getLogger("alembic").addHandler(_handler)
+        logging.getLogger("alembic").setLevel(logging.INFO)
 
 target_metadata = Base.metadata
 

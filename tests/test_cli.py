@@ -132,19 +132,33 @@ def test_migrate_says_what_happened(
     head = head_revision()
     code, out, err = run(["migrate", "--database-url", empty_database_url], capsys)
     assert (code, err) == (0, "")
-    assert f"from revision base to {head}." in " ".join(out.split())
+    # Not a terminal: one line, not hard-wrapped at 80 columns (this one is longer).
+    (line,) = out.splitlines()
+    assert len(line) > 80
+    assert line.endswith(f"from revision base to {head}.")
 
     code, out, err = run(["migrate", "--database-url", empty_database_url], capsys)
     assert (code, err) == (0, "")
     assert f"is already at revision {head}: nothing to do." in " ".join(out.split())
 
+    # A target below the current revision: upgrading does nothing, and says so with status 1
+    # (a deploy script must not read "done"), pointing at downgrade.
+    for target in ("base", "0001"):
+        code, out, err = run(
+            ["migrate", "--database-url", empty_database_url, "--revision", target], capsys
+        )
+        line = assert_one_line_error(code, err)
+        assert f"is at revision {head}, above the target {target!r}" in line
+        assert "only upgrades" in line
+        assert f"asyncdal.downgrade(db, {target!r})" in line
+        assert out == ""
+
+    # The target it is already at: nothing to do, status 0.
     code, out, err = run(
-        ["migrate", "--database-url", empty_database_url, "--revision", "base"], capsys
+        ["migrate", "--database-url", empty_database_url, "--revision", head], capsys
     )
     assert (code, err) == (0, "")
-    text = " ".join(out.split())
-    assert f"already at revision {head}" in text
-    assert "only upgrades" in text
+    assert f"is already at revision {head}: nothing to do." in " ".join(out.split())
 
 
 def test_migrate_to_an_unknown_revision(

@@ -77,3 +77,43 @@ def test_ctrl_c_during_seeding_leaves_nothing_behind(tmp_path: Path) -> None:
     assert err.strip().splitlines() == ["asyncdal: interrupted; nothing was left running"]
     assert not Path(temp_dir).exists(), f"{temp_dir} left behind"
     assert _processes_mentioning(temp_dir) == [], "a server process is still running"
+
+
+# Ctrl-C while the command is still importing (asyncdal itself, then typer and rich): most of
+# the first second. A finder that raises KeyboardInterrupt when the named module is imported
+# puts the interrupt exactly there, every run (a timed SIGINT would race the import).
+_INTERRUPT_ON_IMPORT = """
+import sys
+
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == sys.argv[1]:
+            raise KeyboardInterrupt
+        return None
+
+sys.meta_path.insert(0, Interrupt())
+sys.argv[1:] = ["migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/x"]
+import _asyncdal_cli
+_asyncdal_cli.main()
+"""
+
+
+@pytest.mark.parametrize("module", ["sqlalchemy", "asyncdal._database", "typer", "rich.console"])
+def test_ctrl_c_while_the_command_starts_is_one_line(module: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_ON_IMPORT, module],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "asyncdal: interrupted; nothing was left running\n"
+    assert done.stdout == ""
+
+
+def test_the_console_script_is_the_quiet_entry_point() -> None:
+    from importlib.metadata import entry_points
+
+    (script,) = entry_points(group="console_scripts", name="asyncdal")
+    assert script.value == "_asyncdal_cli:main"

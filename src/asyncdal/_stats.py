@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any
 
@@ -130,6 +130,18 @@ class DatabaseStats:
     errors: MappingProxyType[str, int] = field(
         default_factory=lambda: MappingProxyType({})  # an empty, read-only mapping
     )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The snapshot as plain ``dict``/``int``/``float`` values, ready for ``json.dumps``.
+
+        ``pools`` becomes ``{name: {field: value}}`` and ``errors`` ``{class name: count}``
+        (the snapshot's own read-only mappings are not JSON-encodable).
+        """
+        # dataclasses.asdict would deep-copy the mappingproxy objects and fail on them.
+        result: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        result["pools"] = {name: asdict(pool) for name, pool in self.pools.items()}
+        result["errors"] = dict(self.errors)
+        return result
 
 
 def pool_stats(pool: Pool, *, pool_size: int, max_overflow: int) -> PoolStats:

@@ -17,16 +17,19 @@ _REQUIRES = ("typer", "rich")
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``asyncdal`` console script."""
-    missing = [name for name in _REQUIRES if not _importable(name)]
-    if missing:
-        print(
-            f"asyncdal: the command line needs {' and '.join(missing)}: "
-            "pip install 'asyncdal[cli]'",
-            file=sys.stderr,
-        )
-        raise SystemExit(1)
-    from asyncdal.cli._app import main as run
-
+    try:  # importing typer, rich and the commands takes a while: Ctrl-C then is no traceback
+        missing = [name for name in _REQUIRES if not _importable(name)]
+        if missing:
+            print(
+                f"asyncdal: the command line needs {' and '.join(missing)}: "
+                "pip install 'asyncdal[cli]'",
+                file=sys.stderr,
+            )
+            raise SystemExit(1)
+        from asyncdal.cli._app import main as run
+    except KeyboardInterrupt:
+        print("asyncdal: interrupted; nothing was left running", file=sys.stderr)
+        raise SystemExit(130) from None
     run(argv)
 
 

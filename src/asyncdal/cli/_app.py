@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 
 from asyncdal._database import Database
 from asyncdal._error_mapping import translate_error
-from asyncdal._errors import AsyncDALError, ConfigurationError
+from asyncdal._errors import AsyncDALError, ConfigurationError, MigrationError
 from asyncdal._urls import mask_url
 
 __all__ = ["app", "main"]
@@ -71,7 +71,12 @@ ScaleOption = Annotated[
 
 
 def _console() -> Console:
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    # Off a terminal (a pipe, a CI log) rich would hard-wrap every line at 80 columns, cutting
+    # URLs and messages in two: print lines whole there; a terminal still wraps at its width.
+    if not console.is_terminal:
+        console.soft_wrap = True
+    return console
 
 
 @contextlib.contextmanager
@@ -148,11 +153,35 @@ def migrate(
 
     before, after = _run(url, work, pool_size=1, max_overflow=0)
     where = mask_url(url)
+    if not _reached(revision, after):
+        # Below the current revision: upgrading did nothing. Exiting 0 would let a deploy
+        # script believe the schema is now at the target.
+        raise MigrationError(
+            f"{where} is at revision {after or 'base'}, above the target {revision!r}: "
+            "`asyncdal migrate` only upgrades. To go down (this drops what the later "
+            f"revisions added), run `await asyncdal.downgrade(db, {revision!r})`, or "
+            f"`alembic downgrade {revision}` with `script_location = asyncdal:migrations`."
+        )
     if before == after:
-        target = "" if revision == "head" else f" (target {revision!r}: `migrate` only upgrades)"
-        console.print(f"{where} is already at revision {after or 'base'}: nothing to do{target}.")
+        console.print(f"{where} is already at revision {after or 'base'}: nothing to do.")
     else:
         console.print(f"Migrated {where} from revision {before or 'base'} to {after or 'base'}.")
+
+
+def _reached(revision: str, current: str | None) -> bool:
+    """Whether the database at ``current`` is at the target ``revision`` of ``migrate``."""
+    from alembic.script import ScriptDirectory
+
+    from asyncdal._migrate import alembic_config
+
+    if revision in {"head", "heads"}:
+        return True  # upgrade() succeeded, so it is at head
+    if revision == "base":
+        return current is None
+    script = ScriptDirectory.from_config(alembic_config())
+    # A known revision (a unique prefix too: upgrade() accepted it); relative ones (+1) passed.
+    target = script.get_revision(revision) if not revision.startswith(("+", "-")) else None
+    return target is None or target.revision == current
 
 
 @app.command()

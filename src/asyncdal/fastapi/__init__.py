@@ -20,9 +20,14 @@ Five lines make a service::
   are generic: no SQL, stack trace or password reaches a client. ``StaleWriteError`` (a stale
   ``If-Match`` / ``expected_version``) is 412 with the row's current :func:`etag`.
 
-Not imported by ``import asyncdal``.
+Not imported by ``import asyncdal``. Without FastAPI, importing this module raises an
+``ImportError`` that names the extra to install.
 """
 
+try:
+    import fastapi
+except ModuleNotFoundError as exc:
+    raise ImportError("asyncdal.fastapi needs FastAPI: pip install 'asyncdal[fastapi]'") from exc
 from asyncdal.fastapi._deps import DatabaseDep, SessionDep, get_db, get_session
 from asyncdal.fastapi._errors import INTERNAL_ERROR_MESSAGE, etag, install_error_handlers
 from asyncdal.fastapi._lifespan import MIGRATE_ON_START_ENV, lifespan, migrate_on_start
@@ -41,3 +46,5 @@ __all__ = [
     "lifespan",
     "migrate_on_start",
 ]
+
+del fastapi  # imported above only to name the extra when it is missing

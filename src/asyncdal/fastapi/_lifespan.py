@@ -35,6 +35,7 @@ def lifespan(
     *,
     settings: Settings | None = None,
     migrate: bool | None = None,
+    instrument: bool = False,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     """A FastAPI ``lifespan`` that puts one :class:`Database` in ``app.state.db``.
 
@@ -48,22 +49,33 @@ def lifespan(
             Neither ``db`` nor ``settings``: :meth:`Settings.from_env` at start-up.
         migrate: ``upgrade(db, "head")`` before the first request; ``None`` reads
             ``ASYNCDAL_MIGRATE_ON_START``.
+        instrument: :func:`asyncdal.otel.instrument` the database at start-up, with the global
+            OpenTelemetry providers (needs the ``[otel]`` extra; checked here, not at the first
+            request), and undo it at shutdown. For other providers, instrument a database you
+            own and pass it as ``db``.
     """
     if db is not None and settings is not None:
         raise ConfigurationError("give lifespan() a Database or Settings, not both")
+    if instrument:
+        from asyncdal.otel import instrument as instrument_db  # ImportError names the extra
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
         owned = db is None
         database = db if db is not None else Database(settings or Settings.from_env())
+        instrumentation = None
         try:
             if migrate if migrate is not None else migrate_on_start():
                 await upgrade(database, "head")
+            if instrument:
+                instrumentation = instrument_db(database)
             app.state.db = database
             yield
         finally:
             # Requests after shutdown get 503 (get_db), not a disposed pool.
             app.state.db = db
+            if instrumentation is not None:
+                instrumentation.uninstrument()
             if owned:
                 await database.dispose()
 

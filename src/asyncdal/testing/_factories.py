@@ -10,6 +10,7 @@ from factory import declarations
 from factory.alchemy import SQLAlchemyModelFactory
 from factory.faker import Faker as _Faker
 
+from asyncdal._database import Database
 from asyncdal.accounts import User
 from asyncdal.commerce import Order, OrderItem, OrderStatus, Product
 from asyncdal.social import Follow, Hashtag, Like, Post, PostHashtag
@@ -164,14 +165,35 @@ class OrderItemFactory(_Factory):
     unit_price = _self_attribute("product.price")
 
 
-async def create(factory_class: type[_Factory], n: int = 1, **overrides: Any) -> list[Any]:
-    """Create ``n`` rows with ``factory_class`` in the current test session and flush them."""
-    objects = factory_class.create_batch(n, **overrides)
-    await current_session.get().flush()
+async def create(
+    factory_class: type[_Factory], n: int = 1, *, db: Database | None = None, **overrides: Any
+) -> list[Any]:
+    """Create ``n`` rows with ``factory_class`` and flush them.
+
+    Without ``db``: in the current test session (the plugin's ``session`` fixture), rolled
+    back after the test. With ``db`` (e.g. the ``committed_db`` fixture): in a unit of work of
+    its own, **committed** before this returns, so other connections (``db.gather``, an HTTP
+    request through ``app_client``) see the rows; the objects come back detached, their
+    attributes loaded.
+    """
+    if db is None:
+        objects = factory_class.create_batch(n, **overrides)
+        await current_session.get().flush()
+        return objects
+    async with db.session() as session:
+        token = current_session.set(session)
+        try:
+            objects = factory_class.create_batch(n, **overrides)
+            await session.flush()
+        finally:
+            current_session.reset(token)
     return objects
 
 
-async def create_one(factory_class: type[_Factory], **overrides: Any) -> Any:
-    """Create one row with ``factory_class`` and flush it."""
-    (obj,) = await create(factory_class, 1, **overrides)
+async def create_one(
+    factory_class: type[_Factory], *, db: Database | None = None, **overrides: Any
+) -> Any:
+    """Create one row with ``factory_class`` and flush it (committed with ``db``: see
+    :func:`create`)."""
+    (obj,) = await create(factory_class, 1, db=db, **overrides)
     return obj

@@ -6,6 +6,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import pytest
@@ -20,8 +21,12 @@ from asyncdal._session import DALSession
 from asyncdal.testing._context import current_session
 from asyncdal.testing._embedded import EmbeddedPostgres
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = [
     "TEST_APPLICATION_NAME",
+    "app_client",
     "committed_db",
     "database_url",
     "db",
@@ -165,3 +170,26 @@ async def committed_db(db: Database) -> AsyncIterator[Database]:
 def dsn(migrated_url: str) -> str:
     """The test database as a DSN for raw asyncpg (seed 000/002 style code)."""
     return to_dsn(migrated_url)
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def app_client(
+    app: Any, committed_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An ``httpx.AsyncClient`` on the service's ``app`` fixture, with the app's lifespan running.
+
+    The service defines an ``app`` fixture (its FastAPI or any ASGI app with a lifespan). While
+    the lifespan starts, ``DATABASE_URL`` is the test database, so an app that builds its
+    database from the environment (``lifespan()`` without ``db``) uses it. Requests commit
+    (one unit of work each): like ``committed_db``, every table is emptied before and after the
+    test. Needs httpx (in the ``[testing]`` extra).
+    """
+    import httpx
+
+    monkeypatch.setenv("DATABASE_URL", committed_db.url.render_as_string(hide_password=False))
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://testserver") as client,
+    ):
+        yield client

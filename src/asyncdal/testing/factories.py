@@ -6,6 +6,12 @@ Needs factory-boy (``pip install 'asyncdal[testing]'``). The plugin's ``session`
 defaults inside the test's rolled-back transaction::
 
     users = await create(UserFactory, n=100)
+
+For data other connections must see (``db.gather``, requests through the plugin's
+``app_client``), pass the database: the rows are committed in a unit of work of their own (the
+``committed_db`` fixture empties every table after the test)::
+
+    ada = await create_one(UserFactory, db=committed_db, username="ada")
 """
 
 from asyncdal.testing._factories import (

@@ -18,10 +18,14 @@ event loop, so set ``asyncio_default_fixture_loop_scope`` and
   (``db.gather``): every table is emptied before and after the test.
 - ``empty_database_url``: an empty database of the test's own, for tests that migrate it.
 - ``dsn``: the test database as a libpq DSN, for raw asyncpg.
+- ``app_client``: an ``httpx.AsyncClient`` on the service's own ``app`` fixture with the app's
+  lifespan running (``DATABASE_URL`` is the test database meanwhile); requests commit, so
+  every table is emptied before and after the test, as with ``committed_db``.
 """
 
 from asyncdal.testing._plugin import (
     TEST_APPLICATION_NAME,
+    app_client,
     committed_db,
     database_url,
     db,
@@ -38,6 +42,7 @@ from asyncdal.testing._plugin import (
 
 __all__ = [
     "TEST_APPLICATION_NAME",
+    "app_client",
     "committed_db",
     "database_url",
     "db",
