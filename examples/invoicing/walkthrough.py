@@ -28,7 +28,6 @@ from pathlib import Path
 import asyncpg
 
 import asyncdal
-from asyncdal.alembic import script_location
 from asyncdal.testing import EmbeddedPostgres
 
 HERE = Path(__file__).resolve().parent
@@ -201,12 +200,11 @@ def main() -> None:
         help="fail unless asyncdal is an installed wheel (not the checkout)",
     )
     args = parser.parse_args()
-    location = script_location()
-    print(
-        f"asyncdal {asyncdal.__version__} from {Path(asyncdal.__file__).parent}; "
-        f"migrations at {location}"
-    )
-    if args.require_wheel and location != "asyncdal:migrations":
+    # The two-line ini of the docs: the same in an editable install and from the wheel.
+    location = "asyncdal:migrations"
+    installed_at = Path(asyncdal.__file__).parent
+    print(f"asyncdal {asyncdal.__version__} from {installed_at}; migrations at {location}")
+    if args.require_wheel and "site-packages" not in installed_at.parts:
         raise SystemExit("asyncdal is not installed from a wheel here")
     with tempfile.TemporaryDirectory() as temp, _server(args.database_url) as url:
         minimal_ini = Path(temp) / "alembic.ini"

@@ -1,39 +1,34 @@
-"""The invoicing service's Alembic environment, beside asyncdal's.
-
-Its models subclass ``asyncdal.Base``, so ``Base.metadata`` holds asyncdal's tables too;
-``exclude_asyncdal`` keeps autogenerate and ``alembic check`` to the service's own tables (and
-away from asyncdal's version table). The service's history stays in ``alembic_version``.
-"""
+"""The invoicing service's Alembic environment, beside asyncdal's (its own history and table)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 
+import invoicing.models  # noqa: F401  (registers the service's tables on asyncdal's Base)
 from alembic import context
-from invoicing import models
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from asyncdal import Base
-from asyncdal.alembic import exclude_asyncdal
+from asyncdal.alembic import async_url, exclude_asyncdal, target_metadata
 
-assert models.Invoice.__table__ is not None  # imported for its table on Base.metadata
+# asyncdal's tables on the same metadata, so that a foreign key to users or orders resolves.
+metadata = target_metadata()
 
 
-def _url() -> str:
-    url = os.environ.get("DATABASE_URL")
+def database_url() -> str:
+    url = os.environ.get("DATABASE_URL")  # libpq's postgresql://... or postgresql+asyncpg://...
     if not url:
         raise SystemExit("set DATABASE_URL to the database to migrate")
     return url
 
 
-def _run_with(connection: Connection) -> None:
+def run_with(connection: Connection) -> None:
     context.configure(
         connection=connection,
-        target_metadata=Base.metadata,
-        include_object=exclude_asyncdal,
+        target_metadata=metadata,
+        include_object=exclude_asyncdal,  # compare and migrate the service's tables only
         compare_type=True,
         compare_server_default=True,
     )
@@ -41,18 +36,18 @@ def _run_with(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run_async() -> None:
-    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+async def run_online() -> None:
+    engine = create_async_engine(async_url(database_url()), poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
-            await connection.run_sync(_run_with)
+            await connection.run_sync(run_with)
     finally:
         await engine.dispose()
 
 
 if context.is_offline_mode():
-    context.configure(url=_url(), target_metadata=Base.metadata, literal_binds=True)
+    context.configure(url=async_url(database_url()), target_metadata=metadata, literal_binds=True)
     with context.begin_transaction():
         context.run_migrations()
 else:
-    asyncio.run(_run_async())
+    asyncio.run(run_online())
