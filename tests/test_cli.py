@@ -130,6 +130,7 @@ def test_migrate_says_what_happened(
     capsys: pytest.CaptureFixture[str], empty_database_url: str
 ) -> None:
     head = head_revision()
+    assert head is not None
     code, out, err = run(["migrate", "--database-url", empty_database_url], capsys)
     assert (code, err) == (0, "")
     # Not a terminal: one line, not hard-wrapped at 80 columns (this one is longer).
