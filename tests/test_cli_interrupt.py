@@ -85,9 +85,11 @@ def test_ctrl_c_during_seeding_leaves_nothing_behind(tmp_path: Path) -> None:
 _INTERRUPT_ON_IMPORT = """
 import sys
 
+INTERRUPTED_AT = sys.argv[1]
+
 class Interrupt:
     def find_spec(self, name, path=None, target=None):
-        if name == sys.argv[1]:
+        if name == INTERRUPTED_AT:
             raise KeyboardInterrupt
         return None
 
