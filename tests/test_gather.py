@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import QueuePool
 
@@ -218,3 +218,30 @@ async def test_a_read_may_use_its_session_like_any_other(committed_db: Database)
         return user, count
 
     assert await committed_db.gather(two_statements, two_statements) == (("ada", 1), ("ada", 1))
+
+
+async def test_db_get_inside_gather_takes_no_connection_of_its_own(committed_db: Database) -> None:
+    # Issue 22: `lambda _s: db.get(...)` left its read's session idle while db.get read on a
+    # connection of its own; a read's session now checks a connection out at its first
+    # statement only, so the three lookups below cost one coalesced query on one connection.
+    async with committed_db.session() as s:
+        users = [User(username=f"g{n}", email=f"g{n}@example.org") for n in range(3)]
+        s.add_all(users)
+    checkouts: list[object] = []
+
+    def count(*_: object) -> None:
+        checkouts.append(_)
+
+    pool = committed_db.read_engine.sync_engine.pool
+    event.listen(pool, "checkout", count)
+    try:
+        found = await committed_db.gather(
+            *[lambda _s, key=user.id: committed_db.get(User, key) for user in users]
+        )
+        assert [u.username for u in found] == ["g0", "g1", "g2"]
+        assert len(checkouts) == 1
+        # A read that does use its session still gets one, checked out when it is used.
+        assert await committed_db.gather(lambda s: s.scalar(text("SELECT 1"))) == (1,)
+        assert len(checkouts) == 2
+    finally:
+        event.remove(pool, "checkout", count)

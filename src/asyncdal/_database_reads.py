@@ -239,6 +239,12 @@ class ReadSide:
         With ``replicas`` configured, each read runs on a replica as :meth:`read` does (a
         consistent group: all on the one server its first read landed on).
 
+        A plain read's session takes its connection at its first statement, not before
+        (without ``replicas``; a replica read takes it at the start, to fail over while it
+        still can): a read that hands off to :meth:`get`, e.g.
+        ``lambda _s: db.get(User, key)``, holds no idle connection, and the ``db.get`` calls
+        of one ``gather`` are coalesced into one query as usual.
+
         The first read that fails cancels the others, and its exception is raised (driver
         errors mapped to the layer's, e.g. :class:`NotFoundError`). Every session is closed and
         every connection returned before ``gather`` returns or raises, also when it is
