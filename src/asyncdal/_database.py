@@ -11,8 +11,10 @@ from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from asyncdal._config import Settings
 from asyncdal._database_reads import ReadSide
@@ -29,6 +31,12 @@ from asyncdal._urls import mask_url
 __all__ = ["Database"]
 
 T = TypeVar("T")
+
+
+def _close_on_return(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """A connection back in a disposed pool: closed now (bounded: the socket is dropped)."""
+    if dbapi_connection is not None:
+        record.invalidate()
 
 
 class Database(ReadSide):
@@ -229,12 +237,19 @@ class Database(ReadSide):
         return engines
 
     async def dispose(self) -> None:
-        """Close every pooled connection. The database can still be used afterwards."""
-        await self.engine.dispose()
-        if self.read_engine is not self.engine:
-            await self.read_engine.dispose()
-        for replica in self._router.replicas:
-            await replica.engine.dispose()
+        """Close every pooled connection. The database can still be used afterwards.
+
+        Connections in use at that moment (reads and units of work in flight) are closed when
+        they come back, each at once (not handed out again, not left open in the old pool).
+        """
+        for engine in self.engines():
+            # SQLAlchemy replaces the pool and closes the idle connections of the old one; a
+            # connection still checked out goes back to the old pool later and would stay
+            # open there, unused, until the garbage collector drops it.
+            old = engine.sync_engine.pool
+            await engine.dispose()
+            if not event.contains(old, "checkin", _close_on_return):
+                event.listen(old, "checkin", _close_on_return)
 
     async def __aenter__(self) -> Self:
         return self
