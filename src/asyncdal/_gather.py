@@ -10,6 +10,7 @@ session is closed, whatever happens, before ``gather`` returns or raises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -204,7 +205,8 @@ async def gather_reads(
         shared = _SharedSnapshot(importers=len(reads) - 1)
     results: list[Any] = [None] * len(reads)
     failures: list[BaseException] = []
-    local = asyncio.Semaphore(width)
+    # This call's own bound; none needed when every read may run at once.
+    local = asyncio.Semaphore(width) if width < len(reads) else contextlib.nullcontext()
 
     async def run(index: int, read: Read[Any]) -> None:
         role = "export" if index == 0 else "import"
