@@ -76,6 +76,11 @@ def make_app(db: Database) -> FastAPI:
             count = await s.scalar(select(func.count()).where(User.username == name))
         return {"on_replica": bool(replica), "found": count == 1}
 
+    @app.get("/users-in-session/{name}")
+    async def find_user_in_a_unit_of_work(name: str, session: SessionDep) -> dict[str, bool]:
+        count = await session.scalar(select(func.count()).where(User.username == name))
+        return {"found": count == 1}
+
     return app
 
 
@@ -114,6 +119,10 @@ async def test_a_read_only_request_sets_no_cookie_and_a_bad_cookie_is_ignored(
         response = await client.get("/users/nobody")
         assert response.json() == {"on_replica": True, "found": False}
         assert COOKIE not in response.cookies
+        # A unit of work (db.session()) that only read is not a write either.
+        in_session = await client.get("/users-in-session/nobody")
+        assert in_session.json() == {"found": False}
+        assert COOKIE not in in_session.cookies
         client.cookies.set(COOKIE, "'; DROP TABLE users; --")
         again = await client.get("/users/nobody")
         assert again.status_code == 200

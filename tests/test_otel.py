@@ -182,7 +182,7 @@ async def test_a_transaction_with_one_serialization_failure_shows_two_attempts(
     attrs = dict(span.attributes or {})
     assert attrs["asyncdal.transaction.attempts"] == 2
     assert attrs["asyncdal.transaction.isolation"] == "REPEATABLE READ"
-    assert attrs["asyncdal.transaction.max_retries"] == 3
+    assert "asyncdal.transaction.max_retries" not in attrs  # bounded by time, not a count
     [retry] = span.events
     assert retry.name == "retry"
     assert dict(retry.attributes or {})["db.response.status_code"] == "40001"

@@ -25,8 +25,9 @@ from asyncdal._reads import ReadPath
 from asyncdal._replicas import ReadRouter, Server
 from asyncdal._session import DALSession, SessionScope
 from asyncdal._stats import DatabaseStats, pool_stats, snapshot
-from asyncdal._transaction import run_transaction
+from asyncdal._transaction import DEFAULT_RETRY_FOR, run_transaction
 from asyncdal._urls import mask_url
+from asyncdal._writes import WATCH_WRITES, wrote
 
 __all__ = ["Database"]
 
@@ -61,7 +62,11 @@ class Database(ReadSide):
             settings, self.observer, settings.pool_size, read_only=False
         )
         self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
-            self.engine, class_=DALSession, expire_on_commit=False
+            self.engine,
+            class_=DALSession,
+            expire_on_commit=False,
+            # With replicas, each unit of work notes whether it wrote (see _writes).
+            info=WATCH_WRITES if settings.replicas else None,
         )
         # The read path (see _reads): a pool of read-only autocommit connections, or the main
         # pool with BEGIN READ ONLY when read_pool_size=0.
@@ -148,27 +153,33 @@ class Database(ReadSide):
             commit=True,
             on_error=self.observer.counters.error,
             # Also when the block committed by itself; only replicas need to know.
-            after_commit=self._router.record_write if self._router.replicas else None,
+            after_commit=self._record_if_wrote if self._router.replicas else None,
         )
 
     async def transaction(
         self,
         fn: Callable[[DALSession], Awaitable[T]],
         *,
-        retries: int = 3,
+        retries: int | None = None,
+        retry_for: float = DEFAULT_RETRY_FOR,
         isolation: str | None = None,
     ) -> T:
         """Run ``fn(session)`` in its own session and transaction, commit, return its result.
 
-        A serialization failure or deadlock (SQLSTATE 40001/40P01) rolls back and runs ``fn``
-        again in a new session, up to ``retries`` more times, after a jittered exponential
-        backoff; then :class:`ConcurrencyError` (with ``attempts``). Nothing else is retried:
-        other errors are raised at once, mapped to the layer's exceptions. ``fn`` may run more
-        than once, so it must not have side effects outside the database.
+        A serialization failure or deadlock (SQLSTATE 40001/40P01), or the connection lost
+        before COMMIT was sent, rolls back and runs ``fn`` again in a new session after a
+        jittered exponential backoff, for up to ``retry_for`` seconds from the first run of
+        ``fn`` (and at most ``retries`` more times, if given); then :class:`ConcurrencyError` (with
+        ``attempts``), or the connection's :class:`DatabaseUnavailableError`. A connection
+        lost during COMMIT is not retried: its error says the outcome is unknown. Nothing else
+        is retried: other errors are raised at once, mapped to the layer's exceptions. ``fn``
+        may run more than once, so it must not have side effects outside the database.
 
         Args:
             fn: the unit of work, e.g. ``lambda s: OrderRepository(s).place(user_id, items)``.
-            retries: extra attempts after a conflict (``0``: run once).
+            retries: at most this many extra attempts (``0``: run once); default: as many as
+                fit in ``retry_for``.
+            retry_for: the retries' time budget in seconds (default 10; ``0``: run once).
             isolation: ``"READ COMMITTED"``, ``"REPEATABLE READ"`` or ``"SERIALIZABLE"``;
                 default: the server's (normally READ COMMITTED).
 
@@ -178,17 +189,26 @@ class Database(ReadSide):
                 lambda s: OrderRepository(s).place(user_id, {sku_id: 2}), isolation="SERIALIZABLE"
             )
         """
+        last: list[DALSession] = []
         with self.observer.transaction(isolation, retries) as on_retry:
             result = await run_transaction(
                 self.sessionmaker,
                 fn,
                 retries=retries,
+                retry_for=retry_for,
                 isolation=isolation,
                 on_retry=on_retry,
+                on_attempt=last.append if self._router.replicas else None,
                 busy_wait=self._busy_wait,
             )
-        await self._router.record_write()
+        if last and wrote(last[-1]):
+            await self._router.record_write()
         return result
+
+    async def _record_if_wrote(self, session: DALSession) -> None:
+        """After a committed ``db.session()`` block: remember its WAL position if it wrote."""
+        if wrote(session):
+            await self._router.record_write()
 
     def stats(self) -> DatabaseStats:
         """A snapshot of the pools (size, checked out, overflow, waiting) and of the layer's work.

@@ -47,7 +47,7 @@ class Telemetry(Protocol):
         """Around a whole ``db.gather`` call of ``reads`` reads."""
 
     def transaction(
-        self, isolation: str | None, retries: int
+        self, isolation: str | None, retries: int | None
     ) -> AbstractContextManager[TransactionTrace]:
         """Around a whole ``db.transaction`` call, all its attempts included."""
 
@@ -88,7 +88,7 @@ class Observer:
             counters.gather_reads_queued -= pending[0]  # cancelled or failed before their turn
 
     @contextmanager
-    def transaction(self, isolation: str | None, retries: int) -> Iterator[OnRetry]:
+    def transaction(self, isolation: str | None, retries: int | None) -> Iterator[OnRetry]:
         """Around ``db.transaction``: yields the callback ``run_transaction`` calls on retry."""
         counters = self.counters
         counters.transactions += 1

@@ -40,7 +40,7 @@ _ATTRIBUTES: dict[str, dict[str, str]] = {
     },
     "asyncdal.transaction": {
         "asyncdal.transaction.isolation": "the isolation level asked for, or 'default'",
-        "asyncdal.transaction.max_retries": "the retries allowed",
+        "asyncdal.transaction.max_retries": "the retries allowed, when capped by a count",
         "asyncdal.transaction.attempts": "how many times the unit of work ran",
     },
 }
@@ -156,11 +156,12 @@ class _Telemetry:
             yield _GatherTrace(self)
 
     @contextmanager
-    def transaction(self, isolation: str | None, retries: int) -> Iterator[TransactionTrace]:
-        attributes = {
-            "asyncdal.transaction.isolation": isolation or "default",
-            "asyncdal.transaction.max_retries": retries,
+    def transaction(self, isolation: str | None, retries: int | None) -> Iterator[TransactionTrace]:
+        attributes: dict[str, str | int] = {
+            "asyncdal.transaction.isolation": isolation or "default"
         }
+        if retries is not None:  # None: bounded by the time budget only
+            attributes["asyncdal.transaction.max_retries"] = retries
         with self._span("asyncdal.transaction", attributes) as span:
             attempts = _TransactionTrace(span)
             try:

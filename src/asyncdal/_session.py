@@ -170,7 +170,8 @@ class SessionScope:
         managed: ``db.transaction`` owns commit and rollback (refused to the caller).
         quiet: the session never has a transaction to roll back (autocommit, the read pool).
         on_error: told of each layer error that leaves the block (the stats counters).
-        after_commit: awaited after a committed block (read-your-writes bookkeeping).
+        after_commit: awaited with the session after a committed block (read-your-writes
+            bookkeeping).
 
     Driver errors that leave the block without passing the session's door (a result iterated
     after its call, a raw connection) are mapped here; the caller's own exceptions pass
@@ -208,7 +209,7 @@ class SessionScope:
         managed: bool = False,
         quiet: bool = False,
         on_error: Callable[[AsyncDALError], None] | None = None,
-        after_commit: Callable[[], Awaitable[None]] | None = None,
+        after_commit: Callable[[DALSession], Awaitable[None]] | None = None,
     ) -> None:
         """A scope for one block; nothing happens until it is entered."""
         self._maker = sessionmaker
@@ -260,7 +261,7 @@ class SessionScope:
         else:
             await _run_to_completion(self._close())
         if self._after_commit is not None:
-            await self._after_commit()
+            await self._after_commit(session)
 
     async def _end(self, exc: BaseException) -> None:
         """After ``exc`` left the block: close, then raise the layer's error for a driver one."""

@@ -3,7 +3,12 @@
 Serialization failures (SQLSTATE 40001) and deadlocks (40P01) are the database telling one of
 two conflicting transactions to start over. :func:`run_transaction` does that with a fresh
 session each time and a jittered exponential backoff, so the losers of a conflict do not collide
-again in lockstep. Nothing else is retried: a duplicate key stays a duplicate key.
+again in lockstep, for as long as its time budget (``retry_for``) allows: under contention from
+several processes a count runs out long before the contended row reaches its final state (the
+stock is gone), while a budget in time lets the retries find the domain's answer. A connection
+lost before COMMIT was sent is retried too (nothing was committed; a failover or a killed
+backend). A connection lost during COMMIT is not: the outcome is unknown. Nothing else is
+retried: a duplicate key stays a duplicate key.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import asyncio
 import contextvars
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -25,15 +31,18 @@ from asyncdal._error_mapping import (
     translate_error,
 )
 from asyncdal._errors import (
+    AuthenticationError,
     ConcurrencyError,
     ConfigurationError,
+    DatabaseUnavailableError,
     InvalidTypeError,
     StaleStatementError,
     TransactionUsageError,
 )
 from asyncdal._session import DALSession, SessionScope
+from asyncdal._writes import connected
 
-__all__ = ["ISOLATION_LEVELS", "run_transaction"]
+__all__ = ["DEFAULT_RETRY_FOR", "ISOLATION_LEVELS", "run_transaction"]
 
 T = TypeVar("T")
 
@@ -44,6 +53,8 @@ ISOLATION_LEVELS = frozenset({"READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE
 #: First backoff and its ceiling, in seconds; attempt n waits about BASE * 2**(n-1).
 BACKOFF_BASE = 0.005
 BACKOFF_MAX = 0.5
+#: The default time budget for retries, in seconds (from the first attempt's start).
+DEFAULT_RETRY_FOR = 10.0
 
 # Set while fn runs: db.transaction inside fn (or a task it starts) is refused.
 _inside: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -61,29 +72,34 @@ async def run_transaction(
     sessionmaker: async_sessionmaker[DALSession],
     fn: Callable[[DALSession], Awaitable[T]],
     *,
-    retries: int = 3,
+    retries: int | None = None,
+    retry_for: float = DEFAULT_RETRY_FOR,
     isolation: str | None = None,
     on_retry: Callable[[int, str, float], None] | None = None,
+    on_attempt: Callable[[DALSession], None] | None = None,
     busy_wait: float = 60.0,
 ) -> T:
     """Run ``fn(session)`` in a new session and transaction and commit; retry on conflict.
 
-    Up to ``retries`` more attempts follow a serialization failure, a deadlock or a stale
-    cached statement reported by the database on that attempt, each in a new session after a
-    rolled-back one. Exhausted: :class:`ConcurrencyError` (``attempts`` says how many runs),
-    chained to the last failure. Any other error is raised at once, mapped to the layer's
-    exceptions; the caller's own exceptions pass through. ``fn`` must not commit, roll back
-    or close the session, nor call ``db.transaction`` itself (:class:`TransactionUsageError`).
-    ``on_retry(attempt, reason, delay)``, if given, hears of each retry before its backoff
-    (the database's counters and telemetry).
+    A serialization failure, a deadlock or a stale cached statement reported by the database
+    on an attempt, or the connection lost before COMMIT was sent, runs ``fn`` again in a new
+    session after a jittered exponential backoff, as long as the next attempt would start
+    within ``retry_for`` seconds of the first run of ``fn`` and (when ``retries`` is given) at most
+    ``retries`` more times. Exhausted: :class:`ConcurrencyError` (``attempts`` says how many
+    runs) chained to the last conflict, or the last connection error. A connection lost during
+    COMMIT is a :class:`DatabaseUnavailableError` saying the outcome is unknown. Any other
+    error is raised at once, mapped to the layer's exceptions; the caller's own exceptions pass
+    through. ``fn`` must not commit, roll back or close the session, nor call
+    ``db.transaction`` itself (:class:`TransactionUsageError`). ``on_retry(attempt, reason,
+    delay)``, if given, hears of each retry before its backoff (counters and telemetry);
+    ``on_attempt(session)`` gets each attempt's session before ``fn`` does.
     """
     if not callable(fn):
         raise InvalidTypeError(
             f"db.transaction() takes a callable that receives a session, e.g. "
             f"`lambda s: OrderRepository(s).place(...)`, got {type(fn).__name__}"
         )
-    if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-        raise ConfigurationError(f"retries must be a non-negative integer, got {retries!r}")
+    _check_budget(retries, retry_for)
     if isolation is not None and not isinstance(isolation, str):
         raise ConfigurationError(f"isolation must be a string or None, got {isolation!r}")
     level = None if isolation is None else isolation.strip().upper()
@@ -98,15 +114,22 @@ async def run_transaction(
             "would retry (the retries multiply). Call the inner function with the outer "
             "session instead: `await inner(session)`."
         )
+    # Set when fn first runs: the wait for the first connection is the pool's (pool_timeout).
+    deadline: float | None = None
     attempt = 0
     while True:
         attempt += 1
         session: DALSession | None = None
+        committing = False
         try:
             async with SessionScope(sessionmaker, busy_wait=busy_wait, managed=True) as session:
+                if on_attempt is not None:
+                    on_attempt(session)
                 if level is not None:
                     # Must be the transaction's first statement: it fixes the connection's level.
                     await session.connection(execution_options={"isolation_level": level})
+                if deadline is None:
+                    deadline = time.monotonic() + retry_for
                 token = _inside.set(True)
                 try:
                     result = await fn(session)
@@ -116,30 +139,81 @@ async def run_transaction(
                 if session._dal_misuse is not None:
                     raise session._dal_misuse
                 session._dal_check_not_aborted()
+                committing = True
                 await session.commit()
                 return result
         except Exception as exc:
             code = _retryable(exc, session)
+            if code is None and _connection_lost(exc, session):
+                if committing:
+                    raise DatabaseUnavailableError(
+                        "the connection was lost during COMMIT: the outcome is unknown (the "
+                        "transaction may or may not have committed); check before running it "
+                        "again"
+                    ) from exc
+                code = _LOST
             if code is None:
                 mapped = translate_error(exc)
                 if mapped is None:
                     raise
                 raise mapped from exc
-            if attempt > retries:
+            delay = backoff_delay(attempt)
+            out_of_count = retries is not None and attempt > retries
+            if out_of_count or deadline is None or time.monotonic() + delay > deadline:
+                if code == _LOST:
+                    mapped = translate_error(exc)
+                    raise (mapped if mapped is not None else exc) from exc
                 raise ConcurrencyError(
-                    f"transaction failed {attempt} time(s), the last with "
+                    f"transaction failed {attempt} time(s) in {retry_for:g}s, the last with "
                     f"{_STALE if code == _STALE else 'SQLSTATE ' + code}; giving up",
                     attempts=attempt,
                     sqlstate=code if code in RETRYABLE_SQLSTATES else None,
                 ) from exc
-            delay = backoff_delay(attempt)
             logger.debug("retrying after %s (attempt %d), in %.3fs", code, attempt, delay)
             if on_retry is not None:
                 on_retry(attempt, str(code), delay)
             await asyncio.sleep(delay)
 
 
+def _check_budget(retries: int | None, retry_for: float) -> None:
+    if retries is not None and (
+        not isinstance(retries, int) or isinstance(retries, bool) or retries < 0
+    ):
+        raise ConfigurationError(f"retries must be a non-negative integer or None, got {retries!r}")
+    if (
+        not isinstance(retry_for, int | float)
+        or isinstance(retry_for, bool)
+        or not 0 <= retry_for < float("inf")
+    ):
+        raise ConfigurationError(
+            f"retry_for must be a finite number of seconds >= 0, got {retry_for!r}"
+        )
+
+
 _STALE = "a stale cached statement"
+#: The reason reported to on_retry for a connection lost before COMMIT (08006: connection failure).
+_LOST = "08006"
+
+
+def _connection_lost(exc: Exception, session: DALSession | None) -> bool:
+    """Whether this attempt's established connection was lost (not a failure to connect).
+
+    Only the layer's own mapping of a call of this attempt's session (or a raw driver error),
+    never an application exception raised from one: the caller decided. A session that never
+    had a connection failed to connect (server down, no primary): that is not retried here,
+    so a stopped server still fails fast.
+    """
+    if session is None or not (is_driver_error(exc) or _from_the_session(exc)):
+        return False
+    mapped = exc if isinstance(exc, DatabaseUnavailableError) else translate_error(exc)
+    if not isinstance(mapped, DatabaseUnavailableError) or isinstance(mapped, AuthenticationError):
+        return False
+    return connected(session)
+
+
+def _from_the_session(exc: Exception) -> bool:
+    # The layer's mapped error, raised from the driver's: a guarded call of the session.
+    return isinstance(exc, DatabaseUnavailableError) and is_driver_error(exc.__cause__ or exc)
 
 
 def _retryable(exc: Exception, session: DALSession | None) -> str | None:

@@ -15,6 +15,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal._errors import AsyncDALError, InvalidQueryError
+from asyncdal._writes import mark_written
 
 __all__ = ["copy_records"]
 
@@ -51,6 +52,7 @@ async def copy_records(
                 tuple(v if p is None else p(v) for v, p in zip(record, processors, strict=True))
                 for record in records
             )
+        mark_written(session)  # the driver's COPY bypasses SQLAlchemy's statement events
         try:
             await driver.copy_records_to_table(
                 table.name, records=records, columns=list(names), schema_name=table.schema
