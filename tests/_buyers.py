@@ -16,8 +16,8 @@ import sys
 import time
 from collections import Counter
 
-from asyncdal import ConcurrencyError, Database, InsufficientStockError
-from asyncdal.commerce import OrderRepository
+from asyncdal import ConcurrencyError, Database
+from asyncdal.commerce import InsufficientStockError, OrderRepository
 
 
 async def main(

@@ -174,11 +174,14 @@ _WHITE_BOX = {
     "tests/test_pgbouncer.py": {"asyncdal._error_mapping"},
     "tests/test_public_api.py": {"asyncdal._errors"},
     "tests/test_reliability.py": {"asyncdal.testing._pg_binaries"},
+    # Which statements count as writes (the classifier has no public face).
+    "tests/test_replica_writes.py": {"asyncdal._writes"},
     "tests/test_session_guard.py": {"asyncdal._guard"},
     "tests/test_settings_edges.py": {"asyncdal._config", "asyncdal._urls"},
     "tests/test_stats.py": {"asyncdal._slow_query"},
     "tests/test_tls.py": {"asyncdal.testing._pg_binaries"},
     "tests/test_transaction.py": {"asyncdal._error_mapping", "asyncdal._transaction"},
+    "tests/test_transaction_retry.py": {"asyncdal._transaction"},
 }
 
 
