@@ -105,6 +105,8 @@ async def run(
                 except Exception as exc:
                     code = getattr(exc, "sqlstate", None) or sqlstate_of(exc)
                     errors[code or type(exc).__name__] += 1
+                    if code in PREPARED_STATEMENT_ERRORS and "pgbouncer=True" not in str(exc):
+                        errors["without the pgbouncer=True hint"] += 1
 
         started = time.monotonic()
         await asyncio.gather(*(worker(t) for t in range(TASKS)))
@@ -130,3 +132,5 @@ async def test_without_the_setting_prepared_statements_collide(bouncer: PgBounce
     queries, errors, _ = await run(bouncer, pgbouncer=False, steps=1, consistent=False)
     print(f"pgbouncer=False: {queries} queries; errors {dict(errors)}")
     assert sum(errors[code] for code in PREPARED_STATEMENT_ERRORS) > 0
+    # Each of them tells the caller what to do.
+    assert errors["without the pgbouncer=True hint"] == 0

@@ -211,7 +211,10 @@ async def test_keyset_pages_are_stable_under_concurrent_inserts(
         ({"where": {"password": "x"}}, r"unknown filter field 'password'; allowed fields: \["),
         ({"where": {"username__regex": "x"}}, r"unknown operator 'regex' for field 'username'"),
         ({"where": {"verified__gt": True}}, r"unknown operator 'gt' .*allowed operators"),
-        ({"where": {"follower_count": "ten"}}, r"invalid value 'ten' for field 'follower_count'"),
+        (
+            {"where": {"follower_count": "ten"}},
+            r"invalid value str of length 3 for field 'follower_count'",
+        ),
         ({"where": {"follower_count": 2**40}}, r"expected an integer in"),
         ({"where": {"follower_count": True}}, r"expected an integer"),
         ({"where": {"follower_count__in": "1,2"}}, r"a list of values for 'in'"),

@@ -282,7 +282,7 @@ async def test_product_by_id(client: httpx.AsyncClient, shop: Shop) -> None:
     }
     missing = await client.get("/products/999999")
     assert missing.status_code == 404
-    assert missing.json() == {"error": "not_found", "detail": "Product 999999 not found"}
+    assert missing.json() == {"error": "not_found", "detail": "Product not found"}
     assert (await client.get("/products/0")).status_code == 422
     assert (await client.get("/products/pen")).status_code == 422
 
@@ -360,13 +360,13 @@ async def test_order_for_missing_user_or_product_is_404(
         "/orders/", json={"user_id": 999999, "items": [{"product_id": pen.id, "quantity": 1}]}
     )
     assert no_user.status_code == 404
-    assert no_user.json()["detail"] == "User 999999 not found"
+    assert no_user.json()["detail"] == "User not found"
     no_product = await client.post(
         "/orders/",
         json={"user_id": shop.users["ada"].id, "items": [{"product_id": 999999, "quantity": 1}]},
     )
     assert no_product.status_code == 404
-    assert no_product.json()["detail"] == "Product 999999 not found"
+    assert no_product.json()["detail"] == "Product not found"
     assert await stock_of(client, pen) == 5
 
 
@@ -494,7 +494,7 @@ async def test_profile(client: httpx.AsyncClient, shop: Shop) -> None:
 async def test_profile_errors(client: httpx.AsyncClient, shop: Shop) -> None:
     missing = await client.get("/users/999999")
     assert missing.status_code == 404
-    assert missing.json() == {"error": "not_found", "detail": "User 999999 not found"}
+    assert missing.json() == {"error": "not_found", "detail": "User not found"}
     assert (await client.get("/users/0")).status_code == 422
     assert (await client.get("/users/ada")).status_code == 422
     assert (await client.get(f"/users/{shop.users['ada'].id}?posts=0")).status_code == 422

@@ -70,6 +70,9 @@ _CONFLICTS: dict[str, tuple[type[ConflictError], str]] = {
 # connections), 57P01-57P03 (server shutting down or starting): the database is not usable.
 _UNAVAILABLE_PREFIXES = ("08", "28")
 _UNAVAILABLE = frozenset({"3D000", "53300", "57P01", "57P02", "57P03"})
+# 26000 invalid statement name, 42P05 duplicate prepared statement: PgBouncer in transaction
+# mode hands one server connection's prepared statements to another client connection.
+_PREPARED_STATEMENT_GONE = frozenset({"26000", "42P05"})
 # 28P01 invalid password, 28000 invalid authorization (unknown role, no pg_hba.conf entry).
 _AUTHENTICATION = frozenset({"28P01", "28000"})
 
@@ -155,6 +158,13 @@ def _translate_driver_error(exc: BaseException) -> AsyncDALError:
             f"{'deadlock' if code == '40P01' else 'serialization failure'}); run it again "
             "(db.transaction does, up to its retries)",
             attempts=1,
+            sqlstate=code,
+        )
+    if code in _PREPARED_STATEMENT_GONE:
+        return QueryError(
+            f"a prepared statement was not found on the server connection (SQLSTATE {code}): "
+            "behind PgBouncer in transaction or statement mode, set pgbouncer=True (a URL "
+            "query parameter or the setting) so that statements are not cached",
             sqlstate=code,
         )
     if is_stale_statement(exc):

@@ -65,15 +65,23 @@ def integer_bound(type_: Integer) -> int:
 
 
 def describe(value: object) -> str:
-    """``repr(value)`` cut short: error messages must not echo megabytes of input."""
-    shown = repr(value)
-    return shown if len(shown) <= 60 else shown[:57] + "..."
+    """What ``value`` is (its type, and its length if it has one), never what it holds.
+
+    Error messages tell what was wrong, not whose data it was: they reach logs and HTTP
+    bodies, where an echoed e-mail address (or a megabyte of input) does not belong.
+    """
+    kind = type(value).__name__
+    if value is None or isinstance(value, bool | int | float):
+        return "None" if value is None else kind
+    try:
+        size = len(value)  # type: ignore[arg-type]
+    except Exception:  # no length, or a hostile __len__
+        return kind
+    return f"{kind} of length {size}"
 
 
 def _wrong_type(name: str, value: object, expected: str) -> InvalidTypeError:
-    return InvalidTypeError(
-        f"{name}: expected {expected}, got {type(value).__name__} {describe(value)}"
-    )
+    return InvalidTypeError(f"{name}: expected {expected}, got {describe(value)}")
 
 
 def _bad_value(name: str, value: object, expected: str) -> InvalidQueryError:

@@ -83,7 +83,8 @@ async def _layer_error(_: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, InvalidQueryError):
         return _body(422, "invalid_query", str(exc))
     if isinstance(exc, NotFoundError):
-        return _body(404, "not_found", str(exc))
+        # The model only: the key is the request's own input, and a body never echoes input.
+        return _body(404, "not_found", f"{exc.model} not found")
     if isinstance(exc, StaleWriteError):
         response = _body(412, "precondition_failed", str(exc), current_version=exc.current_version)
         if exc.current_version is not None:
