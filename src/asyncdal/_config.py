@@ -81,6 +81,11 @@ class Settings:
             named prepared statements would collide on shared server connections) and no
             startup ``statement_timeout`` (PgBouncer refuses it; set it on the role); no read
             pool either (its read-only startup setting would be refused too).
+        token_secret: the key that signs write tokens (``db.write_token()``, the
+            ``ReadYourWrites`` cookie), at least 16 characters, the same in every process of
+            the service (``ASYNCDAL_TOKEN_SECRET``). ``None``: a random key per process (a
+            warning is logged when replicas are configured), so a token from another process
+            is ignored. Never shown by ``repr``.
     """
 
     url: URL
@@ -100,6 +105,7 @@ class Settings:
     replicas: tuple[URL, ...] = ()
     replica_wait: float = 0.5
     pgbouncer: bool = False
+    token_secret: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "url", normalize_url(self.url))
@@ -158,6 +164,8 @@ class Settings:
                 )
         if "\x00" in self.application_name:
             raise ConfigurationError("application_name contains a NUL byte")
+        if self.token_secret is not None and len(self.token_secret) < 16:
+            raise ConfigurationError("token_secret must be at least 16 characters")
 
     @classmethod
     def from_url(cls, url: str | URL, **options: Any) -> Settings:
@@ -209,7 +217,7 @@ class Settings:
         ``ASYNCDAL_SLOW_QUERY_THRESHOLD``, ``ASYNCDAL_READ_POOL_SIZE``.
         ``ASYNCDAL_SLOW_QUERY_THRESHOLD``,
         ``ASYNCDAL_REPLICA_URLS`` (comma-separated), ``ASYNCDAL_REPLICA_WAIT``,
-        ``ASYNCDAL_PGBOUNCER``.
+        ``ASYNCDAL_PGBOUNCER``, ``ASYNCDAL_TOKEN_SECRET``.
         Keyword ``overrides`` win over the environment.
         """
         env = os.environ if environ is None else environ
@@ -305,6 +313,8 @@ def _shown(name: str, value: object) -> str:
     """A setting as ``repr`` shows it: URLs with their password masked."""
     if name == "url" and isinstance(value, str | URL):
         return mask_url(value)
+    if name == "token_secret" and value is not None:
+        return "'***'"
     if name == "replicas" and isinstance(value, tuple):
         return "(" + ", ".join(mask_url(u) for u in value) + ")"
     return repr(value)

@@ -6,6 +6,7 @@ built, in ``_engines``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
@@ -27,11 +28,14 @@ from asyncdal._session import DALSession, SessionScope
 from asyncdal._stats import DatabaseStats, pool_stats, snapshot
 from asyncdal._transaction import DEFAULT_RETRY_FOR, run_transaction
 from asyncdal._urls import mask_url
+from asyncdal._write_tokens import TokenSigner
 from asyncdal._writes import WATCH_WRITES, wrote
 
 __all__ = ["Database"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("asyncdal")
 
 
 def _close_on_return(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
@@ -90,7 +94,15 @@ class Database(ReadSide):
             replicas,
             wait=settings.replica_wait,
             busy_wait=self._busy_wait,
+            signer=TokenSigner(settings.token_secret),
+            counters=self.observer.counters,
         )
+        if replicas and settings.token_secret is None:
+            logger.warning(
+                "replicas are configured without token_secret (ASYNCDAL_TOKEN_SECRET): write "
+                "tokens are signed with a random key of this process, so another process of "
+                "the service ignores them (its reads may miss this process's writes)"
+            )
         self._lookups = Lookups(self.read)
         self._gather_limiters = {}
 

@@ -99,9 +99,10 @@ class ReadSide:
 
         The same as passing ``after=token`` to every later :meth:`read`, :meth:`gather` and
         :meth:`get` of this context (this request, and the tasks it starts), and the token
-        :meth:`write_token` returns includes it. :class:`InvalidQueryError` if ``token`` is
-        not one of :meth:`write_token`'s. ``asyncdal.fastapi.ReadYourWrites`` calls it with
-        the token of the request's cookie.
+        :meth:`write_token` returns includes it. A token that is not one of
+        :meth:`write_token`'s (unsigned or forged, older than 10 minutes, dated in the future)
+        is ignored, and counted in ``stats().write_tokens_ignored_total``.
+        ``asyncdal.fastapi.ReadYourWrites`` calls it with the token of the request's cookie.
         """
         self._router.adopt(token)
 
@@ -257,7 +258,7 @@ class ReadSide:
                 lambda s: SocialQueries(s).trending_hashtags(days=7),
             )
         """
-        self._router.target(after)  # a bad token fails here, before any read starts
+        after = self._router.verified(after)  # checked (and counted) once for all the reads
 
         def open_read(snapshot: bool, on: object | None) -> AbstractAsyncContextManager[DALSession]:
             if self._router.replicas:

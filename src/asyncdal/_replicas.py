@@ -8,9 +8,10 @@ Read-your-writes: after a commit through the primary, :class:`ReadRouter` rememb
 primary's WAL insert position in a ``ContextVar`` (so per request, per task tree). A later read
 in that context runs only on a replica whose ``pg_last_wal_replay_lsn()`` has reached it,
 waiting up to ``replica_wait`` seconds for one, then on the primary. The position also travels
-as an opaque token (``db.write_token()``), for a read in another request. A context that wrote
-nothing never waits. The replay position seen on each replica is remembered, so reads already
-covered by it are not checked again.
+as a signed token (``db.write_token()``, see ``_write_tokens``), for a read in another request;
+a token that does not verify is ignored and counted. A context that wrote nothing never
+waits. The replay position seen on each replica is remembered, so reads already covered by it
+are not checked again.
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from asyncdal._error_mapping import translate_error, wrap_errors
-from asyncdal._errors import DatabaseUnavailableError, InvalidQueryError
+from asyncdal._errors import DatabaseUnavailableError, InvalidTypeError
 from asyncdal._reads import ReadPath
 from asyncdal._session import DALSession, SessionScope
+from asyncdal._stats import Counters
 from asyncdal._urls import mask_url
+from asyncdal._write_tokens import TokenSigner
 
 __all__ = [
     "PRIMARY_ONLY",
@@ -36,13 +39,9 @@ __all__ = [
     "SNAPSHOT_READ",
     "ReadRouter",
     "Server",
-    "decode_token",
-    "encode_token",
     "parse_lsn",
 ]
 
-# "w1." and the LSN in hex: versioned, so the format can change without misreading old ones.
-_TOKEN = re.compile(r"\Aw1\.([0-9a-f]{1,16})\Z")
 _LSN = re.compile(r"\A([0-9A-F]{1,8})/([0-9A-F]{1,8})\Z")
 _RETRY_FIRST = 1.0
 _RETRY_MAX = 10.0
@@ -63,20 +62,6 @@ def parse_lsn(text: str) -> int:
     if match is None:
         raise ValueError(f"not a WAL position: {text[:40]!r}")
     return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
-
-
-def encode_token(lsn: int) -> str:
-    """The write token for a WAL position (what ``db.write_token()`` returns)."""
-    return f"w1.{lsn:x}"
-
-
-def decode_token(token: object) -> int:
-    """The WAL position in a write token; :class:`InvalidQueryError` if it is not one."""
-    match = _TOKEN.fullmatch(token) if isinstance(token, str) else None
-    if match is None:
-        shown = token[:40] if isinstance(token, str) else type(token).__name__
-        raise InvalidQueryError(f"not a write token from db.write_token(): {shown!r}")
-    return int(match.group(1), 16)
 
 
 class Server:
@@ -129,12 +114,22 @@ class ReadRouter:
     """Chooses the server of each read; see the module docstring."""
 
     def __init__(
-        self, primary: Server, replicas: list[Server], *, wait: float, busy_wait: float
+        self,
+        primary: Server,
+        replicas: list[Server],
+        *,
+        wait: float,
+        busy_wait: float,
+        signer: TokenSigner,
+        counters: Counters,
     ) -> None:
         self.primary = primary
         self.replicas = replicas
         self.wait = wait
         self.busy_wait = busy_wait
+        self.signer = signer
+        self.counters = counters
+        self._adopted: ContextVar[tuple[int, str]] = ContextVar(f"asyncdal_adopted_{id(self)}")
         self._turn = 0
         self._written: ContextVar[int | None] = ContextVar(f"asyncdal_written_{id(self)}")
 
@@ -153,18 +148,44 @@ class ReadRouter:
             self._written.set(max(lsn, self._written.get(None) or 0))
 
     def write_token(self) -> str | None:
-        """The token of this context's last write, or ``None`` if it wrote nothing."""
+        """The signed token of this context's last write, or ``None`` if it wrote nothing.
+
+        The adopted token itself while the context wrote nothing newer: a request that only
+        read hands back the token it came with (its cookie is not renewed).
+        """
         lsn = self._written.get(None)
-        return None if lsn is None else encode_token(lsn)
+        if lsn is None:
+            return None
+        adopted = self._adopted.get(None)
+        if adopted is not None and adopted[0] == lsn:
+            return adopted[1]
+        return self.signer.sign(lsn)
+
+    def _position(self, token: str) -> int | None:
+        """The position of a verified ``token``; ``None`` (counted) for any other string."""
+        if not isinstance(token, str):
+            raise InvalidTypeError(
+                f"a write token is a string from db.write_token(), got {type(token).__name__}"
+            )
+        lsn = self.signer.verify(token)
+        if lsn is None:
+            self.counters.write_tokens_ignored += 1
+        return lsn
+
+    def verified(self, token: str | None) -> str | None:
+        """``token`` if it verifies, else ``None`` (counted): a read ignores a bad token."""
+        return None if token is None or self._position(token) is None else token
 
     def adopt(self, token: str) -> None:
         """Make ``token``'s write part of this context: its later reads see that write."""
-        lsn = decode_token(token)
-        self._written.set(max(lsn, self._written.get(None) or 0))
+        lsn = self._position(token)
+        if lsn is not None and lsn > (self._written.get(None) or -1):
+            self._written.set(lsn)
+            self._adopted.set((lsn, token))
 
     def target(self, after: str | None) -> int | None:
         """The WAL position a read must see: the context's last write or the token's."""
-        positions = [self._written.get(None), None if after is None else decode_token(after)]
+        positions = [self._written.get(None), None if after is None else self._position(after)]
         known = [p for p in positions if p is not None]
         return max(known) if known else None
 

@@ -40,6 +40,7 @@ class Counters:
         self.transaction_retries = 0
         self.concurrency_errors = 0
         self.query_timeouts = 0
+        self.write_tokens_ignored = 0
         self.errors: Counter[str] = Counter()
 
     def error(self, exc: BaseException) -> None:
@@ -126,6 +127,7 @@ class DatabaseStats:
     transactions_total: int
     transaction_retries_total: int
     concurrency_errors_total: int
+    write_tokens_ignored_total: int = 0
     query_timeouts_total: int
     errors: MappingProxyType[str, int] = field(
         default_factory=lambda: MappingProxyType({})  # an empty, read-only mapping
@@ -186,6 +188,7 @@ def snapshot(counters: Counters, pools: Mapping[str, PoolStats]) -> DatabaseStat
         transactions_total=counters.transactions,
         transaction_retries_total=counters.transaction_retries,
         concurrency_errors_total=counters.concurrency_errors,
+        write_tokens_ignored_total=counters.write_tokens_ignored,
         query_timeouts_total=counters.query_timeouts,
         errors=MappingProxyType(dict(counters.errors)),
     )
