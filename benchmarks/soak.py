@@ -1,0 +1,360 @@
+"""A soak: minutes of mixed load with faults, watching that nothing grows.
+
+Worker tasks run, at random, the layer's entry points against one database: ``db.session()``
+units of work, ``db.transaction`` orders, ``db.gather`` fan-outs, coalesced ``db.get``,
+``add_many`` (INSERT and COPY), and ``Repository.stream`` in a ``db.session()``. About 1% of the
+operations carry hostile input (an id past int64, a NUL byte, an oversize string, NaN, a
+string where an integer belongs), which must be refused with ``InvalidQueryError``. Every
+``--kill-every`` seconds one of the app's backends is killed (``pg_terminate_backend``).
+
+Each interval (a minute by default) prints one line: the process's RSS at its end, the peaks
+(sampled every second) of its open file descriptors, of the pools' checked-out connections and
+of the server's backends of the app, and the p50/p99 latency of the operations in that
+interval, with their counts and errors by class.
+After the warm-up (``--warmup`` intervals), RSS and the peaks of open fds and server backends
+must stay within 5% (plus one for the small counts) of their first value after it:
+else the exit status is 1, as it is for any error other than the expected ones (the hostile
+inputs' ``InvalidQueryError``, a sold-out order, and ``DatabaseUnavailableError`` of a unit of
+work whose backend was killed).
+
+    python benchmarks/soak.py                 # 10 minutes on an embedded server
+    python benchmarks/soak.py --minutes 1 --interval 10 --kill-every 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import json
+import math
+import os
+import random
+import sys
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, text
+
+from asyncdal import (
+    Database,
+    DatabaseUnavailableError,
+    InvalidQueryError,
+    upgrade,
+)
+from asyncdal.accounts import User, UserRepository
+from asyncdal.commerce import InsufficientStockError, OrderRepository, Product, ProductRepository
+from asyncdal.testing import EmbeddedPostgres
+
+APP = "asyncdal-soak"
+PRODUCTS = 50
+USERS = 200
+TOLERANCE = 0.05
+
+
+@dataclass
+class Interval:
+    """What one interval of the load saw."""
+
+    latencies: list[float] = field(default_factory=list)
+    #: The largest of the samples taken every second: open fds, checked out, server backends.
+    peaks: Counter[str] = field(default_factory=Counter)
+    ops: Counter[str] = field(default_factory=Counter)
+    errors: Counter[str] = field(default_factory=Counter)
+    unexpected: Counter[str] = field(default_factory=Counter)
+
+
+class Soak:
+    """The load, the killer and the sampler around one :class:`Database`."""
+
+    def __init__(self, db: Database, admin: Database, hostile: float) -> None:
+        self.db = db
+        self.admin = admin
+        self.hostile = hostile
+        self.now = Interval()
+        self.names = 0
+        self.product_ids: list[int] = []
+        self.user_ids: list[int] = []
+        self.kills = 0
+
+    def name(self) -> str:
+        self.names += 1
+        return f"s{os.getpid()}x{self.names}"
+
+    async def seed(self) -> None:
+        async with self.db.session() as s:
+            await s.execute(
+                text("TRUNCATE order_items, orders, products, users RESTART IDENTITY CASCADE")
+            )
+        async with self.db.session() as s:
+            products = [
+                Product(sku=f"SOAK-{i}", name="soak", price=Decimal("2.50"), stock=10**9)
+                for i in range(PRODUCTS)
+            ]
+            users = [User(username=f"seed{i}", email=f"seed{i}@example.org") for i in range(USERS)]
+            s.add_all([*products, *users])
+            await s.flush()
+            self.product_ids = [p.id for p in products]
+            self.user_ids = [u.id for u in users]
+
+    # The operations. Each returns nothing; errors are classified by run().
+
+    async def session(self) -> None:
+        name = self.name()
+        async with self.db.session() as s:
+            user = await UserRepository(s).create(username=name, email=f"{name}@example.org")
+            await s.scalar(select(func.count()).select_from(User).where(User.id <= user.id))
+
+    async def transaction(self) -> None:
+        user, product = random.choice(self.user_ids), random.choice(self.product_ids)
+        await self.db.transaction(lambda s: OrderRepository(s).place(user, {product: 1}))
+
+    async def gather(self) -> None:
+        ids = random.sample(self.product_ids, 3)
+        await self.db.gather(
+            *(lambda s, i=i: ProductRepository(s).get(i) for i in ids),
+            lambda s: UserRepository(s).count(),
+        )
+
+    async def get(self) -> None:
+        await asyncio.gather(
+            *(self.db.get(Product, random.choice(self.product_ids)) for _ in range(5))
+        )
+
+    async def add_many(self) -> None:
+        size = random.choice([5, 1100])  # below and above the COPY threshold
+        rows = [{"username": (n := self.name()), "email": f"{n}@example.org"} for _ in range(size)]
+        async with self.db.session() as s:
+            await UserRepository(s).add_many(rows)
+
+    async def stream(self) -> None:
+        # A server-side cursor needs a transaction: db.session() (the read pool has none).
+        async with self.db.session() as s:
+            repository = ProductRepository(s)
+            async with aclosing(repository.stream({"stock__gt": 0})) as rows:
+                async for _ in rows:
+                    pass
+
+    async def hostile_input(self) -> None:
+        """One of the unsendable or refused values; InvalidQueryError is the right answer."""
+        choice = random.randrange(6)
+        if choice == 0:
+            await self.db.get(Product, 2**63)
+        elif choice == 1:
+            async with self.db.session() as s:
+                await UserRepository(s).create(username="nul\x00byte", email="n@example.org")
+        elif choice == 2:
+            async with self.db.session() as s:
+                await UserRepository(s).create(username="x" * 100_000, email="o@example.org")
+        elif choice == 3:
+            async with self.db.session() as s:
+                await ProductRepository(s).create(
+                    sku=self.name(), name="nan", price=Decimal("NaN"), stock=1
+                )
+        elif choice == 4:
+            async with self.db.read() as s:
+                await s.scalar(select(Product.id).where(Product.id == 2**63))
+        else:
+            await self.db.gather(lambda s: UserRepository(s).list(where={"id": "one"}))
+
+    async def run(self, kind: str, op: Callable[[], Awaitable[None]]) -> None:
+        started = time.perf_counter()
+        now = self.now
+        try:
+            await op()
+        except InvalidQueryError:
+            now.errors["InvalidQueryError"] += 1
+            if kind != "hostile":
+                now.unexpected[f"{kind}: InvalidQueryError"] += 1
+        except InsufficientStockError:
+            now.errors["InsufficientStockError"] += 1
+        except DatabaseUnavailableError:
+            now.errors["DatabaseUnavailableError"] += 1  # a unit of work whose backend died
+        except Exception as exc:
+            now.errors[type(exc).__name__] += 1
+            now.unexpected[f"{kind}: {type(exc).__name__}: {str(exc)[:120]}"] += 1
+        else:
+            if kind == "hostile":
+                now.unexpected["hostile input accepted"] += 1
+        now.latencies.append(time.perf_counter() - started)
+        now.ops[kind] += 1
+
+    async def worker(self, stop: asyncio.Event) -> None:
+        ops: list[tuple[str, Callable[[], Awaitable[None]], int]] = [
+            ("session", self.session, 20),
+            ("transaction", self.transaction, 20),
+            ("gather", self.gather, 20),
+            ("get", self.get, 25),
+            ("add_many", self.add_many, 3),
+            ("stream", self.stream, 12),
+        ]
+        weights = [w for _, _, w in ops]
+        while not stop.is_set():
+            if random.random() < self.hostile:
+                await self.run("hostile", self.hostile_input)
+                continue
+            kind, op, _ = random.choices(ops, weights)[0]
+            await self.run(kind, op)
+
+    async def killer(self, stop: asyncio.Event, every: float) -> None:
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+                return
+            except TimeoutError:
+                pass
+            async with self.admin.session() as s:
+                pids = (
+                    await s.scalars(
+                        text(
+                            "SELECT pid FROM pg_stat_activity WHERE application_name = :app "
+                            "AND pid <> pg_backend_pid()"
+                        ).bindparams(app=APP)
+                    )
+                ).all()
+                if pids:
+                    await s.execute(select(func.pg_terminate_backend(random.choice(pids))))
+                    self.kills += 1
+
+    async def watch(self, stop: asyncio.Event) -> None:
+        """Every second: the peaks of open fds, checked-out connections and backends."""
+        while not stop.is_set():
+            peaks = self.now.peaks
+            for key, value in (
+                ("open_fds", len(os.listdir("/proc/self/fd"))),
+                ("checked_out", self.db.stats().checked_out),
+                ("server_backends", await self.backends()),
+            ):
+                peaks[key] = max(peaks[key], value)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+
+    async def backends(self) -> int:
+        async with self.admin.session() as s:
+            count = await s.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = :app"
+                ).bindparams(app=APP)
+            )
+        return int(count or 0)
+
+    async def sample(self, index: int) -> dict[str, Any]:
+        interval, self.now = self.now, Interval()
+        gc.collect()
+        lat = sorted(interval.latencies) or [math.nan]
+        return {
+            "interval": index,
+            "rss_mb": round(_rss_bytes() / 2**20, 1),
+            "open_fds": interval.peaks["open_fds"],
+            "checked_out": interval.peaks["checked_out"],
+            "server_backends": interval.peaks["server_backends"],
+            "ops": sum(interval.ops.values()),
+            "p50_ms": round(lat[len(lat) // 2] * 1000, 2),
+            "p99_ms": round(lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1000, 2),
+            "kills": self.kills,
+            "errors": dict(interval.errors),
+            "unexpected": dict(interval.unexpected),
+        }
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def flat(samples: list[dict[str, Any]], warmup: int) -> list[str]:
+    """What grew after the warm-up: each resource against its first value after it."""
+    after = samples[warmup:]
+    if len(after) < 2:
+        return []
+    grown = []
+    for key in ("rss_mb", "open_fds", "server_backends"):
+        base = after[0][key]
+        # Small counts move by one as the pool opens and closes a connection.
+        allowed = base * (1 + TOLERANCE) + (0 if key == "rss_mb" else 1)
+        worst = max(s[key] for s in after)
+        if worst > allowed:
+            grown.append(f"{key}: {base} -> {worst} (allowed {allowed:.1f})")
+    return grown
+
+
+async def soak(
+    url: str, *, seconds: float, interval: float, kill_every: float, workers: int, warmup: int
+) -> int:
+    await upgrade(url)
+    options: dict[str, Any] = {"pool_size": 10, "max_overflow": 5, "application_name": APP}
+    async with (
+        Database.from_url(url, **options) as db,
+        Database.from_url(url, pool_size=1, max_overflow=0) as admin,
+    ):
+        load = Soak(db, admin, hostile=0.01)
+        await load.seed()
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(load.worker(stop)) for _ in range(workers)]
+        tasks.append(asyncio.create_task(load.killer(stop, kill_every)))
+        tasks.append(asyncio.create_task(load.watch(stop)))
+        samples: list[dict[str, Any]] = []
+        started = time.monotonic()
+        try:
+            for index in range(1, max(1, round(seconds / interval)) + 1):
+                await asyncio.sleep(max(0.0, started + index * interval - time.monotonic()))
+                samples.append(await load.sample(index))
+                print(json.dumps(samples[-1]), flush=True)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+    grown = flat(samples, warmup)
+    unexpected = sum((Counter(s["unexpected"]) for s in samples), Counter())
+    table = [
+        f"{s['interval']:>3} {s['rss_mb']:>8} {s['open_fds']:>5} {s['checked_out']:>4} "
+        f"{s['server_backends']:>4} {s['p50_ms']:>8} {s['p99_ms']:>8} {s['ops']:>7}"
+        for s in samples
+    ]
+    print(" int   rss MB   fds  out  bck  p50 ms   p99 ms     ops")
+    print("\n".join(table))
+    print(f"backends killed: {load.kills}; after warm-up ({warmup} interval(s)):", end=" ")
+    print("flat" if not grown else "GREW: " + "; ".join(grown))
+    if unexpected:
+        print(f"unexpected errors: {dict(unexpected)}")
+    return 1 if grown or unexpected else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--interval", type=float, default=60.0, help="seconds per report line")
+    parser.add_argument("--kill-every", type=float, default=30.0)
+    parser.add_argument("--workers", type=int, default=24)
+    parser.add_argument("--warmup", type=int, default=2, help="intervals before the check")
+    parser.add_argument("--url", default=os.environ.get("DATABASE_URL"))
+    args = parser.parse_args(argv)
+
+    def run(url: str) -> int:
+        return asyncio.run(
+            soak(
+                url,
+                seconds=args.minutes * 60,
+                interval=args.interval,
+                kill_every=args.kill_every,
+                workers=args.workers,
+                warmup=args.warmup,
+            )
+        )
+
+    if args.url:
+        return run(args.url)
+    with EmbeddedPostgres() as pg:
+        return run(pg.url)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
