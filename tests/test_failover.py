@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import math
+import socket
 import time
 from collections import Counter
 
 import asyncpg
 import pytest
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from asyncdal import (
     ConfigurationError,
@@ -28,7 +30,8 @@ from asyncdal import (
 )
 from asyncdal.accounts import User
 from asyncdal.social import SocialDashboard
-from tests._cluster import requires_replication, sync_pair
+from asyncdal.testing import EmbeddedPostgres
+from tests._cluster import Standby, requires_replication, sync_pair
 
 pytestmark = requires_replication
 
@@ -167,3 +170,56 @@ async def test_every_read_path_works_on_a_multi_host_url_with_the_standby_first(
             await _every_read_path(db)
             async with db.read() as s:  # the read pool found the primary, not the standby
                 assert await s.scalar(text("SELECT pg_is_in_recovery()")) is False
+
+
+def _cluster_url(primary: EmbeddedPostgres, standby: Standby, attrs: str) -> str:
+    return (
+        f"postgresql://postgres@127.0.0.1:{primary.port},127.0.0.1:{standby.port}/"
+        f"{primary.database}?target_session_attrs={attrs}"
+    )
+
+
+@pytest.mark.parametrize("attrs", ["read-only", "prefer-standby", "standby"])
+async def test_the_read_pool_goes_to_a_standby_when_the_url_asks(attrs: str) -> None:
+    with sync_pair() as (primary, standby):
+        async with Database.from_url(_cluster_url(primary, standby, attrs)) as db:
+            async with db.read() as s:
+                assert await s.scalar(select(func.pg_is_in_recovery())) is True
+                assert await s.scalar(text("SHOW default_transaction_read_only")) == "on"
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def _time_to_fail(url: str, **options: float) -> float:
+    async with Database.from_url(url, **options) as db:
+        began = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError) as caught:
+            async with db.session() as s:
+                await s.execute(text("SELECT 1"))
+        assert "s3cret" not in str(caught.value)
+        return time.monotonic() - began
+
+
+async def test_failover_timeout_keeps_trying_a_cluster_but_a_single_server_fails_fast() -> None:
+    single = f"postgresql://app:s3cret@127.0.0.1:{_closed_port()}/app"
+    assert Settings.from_url(single).effective_failover_timeout == 0.0
+    hosts = f"127.0.0.1:{_closed_port()},127.0.0.1:{_closed_port()}"
+    cluster = f"postgresql://app:s3cret@{hosts}/app?target_session_attrs=read-write"
+    assert Settings.from_url(cluster).effective_failover_timeout == 30.0
+    fast = await _time_to_fail(single)
+    bounded = await _time_to_fail(cluster, failover_timeout=1.0)
+    # The cluster kept trying for its whole failover_timeout; the single server did not wait.
+    assert bounded >= 1.0
+    assert fast < bounded / 5, (fast, bounded)
+    print(f"\nstopped server: single host fails in {fast * 1000:.1f} ms")
+
+
+@pytest.mark.parametrize("bad", [-1.0, math.nan, math.inf, "5", True])
+def test_failover_timeout_must_be_a_finite_non_negative_number(bad: object) -> None:
+    with pytest.raises(ConfigurationError, match="failover_timeout"):
+        Settings.from_url("postgresql://app@db1,db2/app", failover_timeout=bad)

@@ -173,6 +173,8 @@ _WHITE_BOX = {
     "tests/test_migrations.py": {"asyncdal._migrate"},
     "tests/test_pgbouncer.py": {"asyncdal._error_mapping"},
     "tests/test_public_api.py": {"asyncdal._errors"},
+    # The bound on a dying read's runs, asserted as the count of runs.
+    "tests/test_read_retry.py": {"asyncdal._read_retry"},
     "tests/test_reliability.py": {"asyncdal.testing._pg_binaries"},
     # Which statements count as writes (the classifier has no public face).
     "tests/test_replica_writes.py": {"asyncdal._writes"},

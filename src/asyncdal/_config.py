@@ -18,6 +18,9 @@ __all__ = ["Settings", "timeout_ms"]
 
 #: The largest statement_timeout PostgreSQL accepts, in seconds (INT_MAX milliseconds).
 MAX_SERVER_TIMEOUT = (2**31 - 1) / 1000
+#: ``failover_timeout`` on a multi-host URL unless set: longer than an HA manager's usual
+#: leader lease (Patroni: ttl 30 s by default, a failover within it).
+DEFAULT_FAILOVER_TIMEOUT = 30.0
 
 
 def timeout_ms(seconds: float) -> int:
@@ -53,6 +56,12 @@ class Settings:
             server-side ``statement_timeout`` cannot. ``None`` (default): ``statement_timeout``
             plus 2 s when that is set, else 120 s.
         connect_timeout: seconds to wait while opening a connection.
+        failover_timeout: seconds during which opening a connection keeps trying the URL's
+            hosts, with backoff, while none fits (refused, not answering, starting up, or no
+            writable primary yet for ``target_session_attrs=read-write``): a failover then
+            costs the caller a pause rather than an error. ``None`` (default): 30 s for a
+            multi-host URL (``db1,db2,db3``), 0 for a single host, so that a stopped server
+            fails fast with :class:`DatabaseUnavailableError`. ``0``: never retry.
         client_check_interval: seconds between the server's checks, during a long query, that
             its client is still connected (PostgreSQL 14+'s ``client_connection_check_interval``).
             A query whose client went away (a killed process, a connection the client dropped
@@ -97,6 +106,7 @@ class Settings:
     statement_timeout: float | None = None
     command_timeout: float | None = None
     connect_timeout: float = 10.0
+    failover_timeout: float | None = None
     client_check_interval: float | None = None
     application_name: str = "asyncdal"
     echo: bool = False
@@ -152,6 +162,10 @@ class Settings:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigurationError(f"{name} must be positive, got {value!r}")
+        if self.failover_timeout is not None and self.failover_timeout < 0:
+            raise ConfigurationError(
+                f"failover_timeout must be >= 0 or None, got {self.failover_timeout!r}"
+            )
         if self.pool_recycle <= 0 and self.pool_recycle != -1:
             raise ConfigurationError(
                 f"pool_recycle must be positive or -1 (never), got {self.pool_recycle!r}"
@@ -188,6 +202,19 @@ class Settings:
         return 120.0
 
     @property
+    def multi_host(self) -> bool:
+        """The URL lists more than one host (libpq's ``db1,db2`` form): a failover cluster."""
+        hosts = self.url.query.get("host", ())
+        return not isinstance(hosts, str) and len(hosts) > 1
+
+    @property
+    def effective_failover_timeout(self) -> float:
+        """Seconds a connect keeps trying through a failover (see ``failover_timeout``)."""
+        if self.failover_timeout is not None:
+            return self.failover_timeout
+        return DEFAULT_FAILOVER_TIMEOUT if self.multi_host else 0.0
+
+    @property
     def capacity(self) -> int:
         """The most connections the pool will open at once."""
         return self.pool_size + self.max_overflow
@@ -213,7 +240,8 @@ class Settings:
         ``DATABASE_URL`` is required. Optional: ``ASYNCDAL_POOL_SIZE``,
         ``ASYNCDAL_MAX_OVERFLOW``, ``ASYNCDAL_POOL_TIMEOUT``, ``ASYNCDAL_POOL_RECYCLE``,
         ``ASYNCDAL_POOL_PRE_PING``, ``ASYNCDAL_STATEMENT_TIMEOUT``,
-        ``ASYNCDAL_CONNECT_TIMEOUT``, ``ASYNCDAL_APPLICATION_NAME``, ``ASYNCDAL_ECHO``,
+        ``ASYNCDAL_CONNECT_TIMEOUT``, ``ASYNCDAL_FAILOVER_TIMEOUT``,
+        ``ASYNCDAL_APPLICATION_NAME``, ``ASYNCDAL_ECHO``,
         ``ASYNCDAL_SLOW_QUERY_THRESHOLD``, ``ASYNCDAL_READ_POOL_SIZE``.
         ``ASYNCDAL_SLOW_QUERY_THRESHOLD``,
         ``ASYNCDAL_REPLICA_URLS`` (comma-separated), ``ASYNCDAL_REPLICA_WAIT``,

@@ -4,16 +4,25 @@ What every connection gets: the URL's libpq parameters translated for asyncpg, t
 application name and statement timeout as server settings, a client-side command timeout, TCP
 keepalive, the connect errors asyncpg leaves bare mapped to :class:`DatabaseUnavailableError`,
 and (for the read pool) read-only autocommit sessions.
+
+On a multi-host URL (a Patroni or hand-built failover cluster), while no host fits (the
+primary is gone and no standby promoted yet, or the one server is restarting), opening a
+connection keeps trying the hosts with backoff for up to ``Settings.failover_timeout`` seconds,
+so a failover costs callers latency instead of errors.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.util import await_only
 
 from asyncdal._config import Settings, timeout_ms
 from asyncdal._errors import DatabaseUnavailableError
@@ -88,7 +97,7 @@ def create_engine(
         },
         **options,
     )
-    _map_connect_timeout(engine, settings.connect_timeout)
+    _connect_with_failover(engine, settings.connect_timeout, settings.effective_failover_timeout)
     if set_read_only_after_connect:
         make_read_only(engine)
     if read_only:
@@ -101,25 +110,61 @@ def create_engine(
     return engine
 
 
-def _map_connect_timeout(engine: AsyncEngine, seconds: float) -> None:
-    """Make asyncpg's connect timeout a :class:`DatabaseUnavailableError`.
+# Errors of a connect attempt that a failover explains: nothing listening (the server is
+# down), no answer in time, a server starting up or shutting down (57P03), or no host of the
+# list with the wanted role yet (the old primary demoted, the new one not promoted).
+_FAILOVER_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TargetServerAttributeNotMatched,
+)
+_FIRST_BACKOFF = 0.05
+_MAX_BACKOFF = 1.0
 
-    asyncpg raises a bare ``TimeoutError`` when the server does not answer in time, and
-    SQLAlchemy passes it through unwrapped. It is only recognisable here, at the connect:
-    elsewhere a ``TimeoutError`` may be the caller's own (``asyncio.wait_for``).
+
+def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover: float) -> None:
+    """Open connections through failovers, and map the connect errors asyncpg leaves bare.
+
+    With ``failover`` > 0, a connect that fails for a reason a failover explains is tried
+    again (the URL's whole host list each time) with backoff, until ``failover`` seconds have
+    passed since the first try; then, or at once with ``failover`` = 0, the last error is
+    raised as :class:`DatabaseUnavailableError`. asyncpg raises a bare ``TimeoutError`` when
+    the server does not answer in time, and SQLAlchemy passes it through unwrapped. It is only
+    recognisable here, at the connect: elsewhere a ``TimeoutError`` may be the caller's own
+    (``asyncio.wait_for``).
     """
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def connect(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
-        try:
-            return dialect.connect(*cargs, **cparams)
-        except TimeoutError as exc:
-            raise DatabaseUnavailableError(
-                f"the database did not answer within the connect timeout ({seconds} s)"
-            ) from exc
-        except OSError as exc:
-            # Refused, unreachable, or a TLS handshake that failed (ssl.SSLError is an
-            # OSError): only here is a bare OSError known to be the connection's.
-            raise DatabaseUnavailableError(
-                f"cannot connect to the database: {type(exc).__name__}"
-            ) from exc
+        deadline = time.monotonic() + failover
+        backoff = _FIRST_BACKOFF
+        while True:
+            try:
+                return dialect.connect(*cargs, **cparams)
+            except _FAILOVER_ERRORS as exc:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _unavailable(exc, connect_timeout) from exc
+            # The pool's connect runs in SQLAlchemy's greenlet bridge: sleep on the loop.
+            await_only(asyncio.sleep(min(backoff, left)))
+            backoff = min(backoff * 2, _MAX_BACKOFF)
+
+
+def _unavailable(exc: BaseException, connect_timeout: float) -> DatabaseUnavailableError:
+    if isinstance(exc, TimeoutError):
+        return DatabaseUnavailableError(
+            f"the database did not answer within the connect timeout ({connect_timeout} s)"
+        )
+    if isinstance(exc, asyncpg.TargetServerAttributeNotMatched):
+        return DatabaseUnavailableError(
+            "no host of the database URL fits its target_session_attrs (during a failover: "
+            "no primary yet; see Settings.failover_timeout)"
+        )
+    if isinstance(exc, asyncpg.CannotConnectNowError):
+        return DatabaseUnavailableError(
+            "the database is starting up or shutting down and refuses connections"
+        )
+    # Refused, unreachable, or a TLS handshake that failed (ssl.SSLError is an OSError): only
+    # here is a bare OSError known to be the connection's.
+    return DatabaseUnavailableError(f"cannot connect to the database: {type(exc).__name__}")

@@ -26,6 +26,7 @@ from asyncdal._errors import (
     StaleStatementError,
 )
 from asyncdal._limiter import Slots
+from asyncdal._read_retry import retry_lost_reads
 from asyncdal._replicas import SERVER
 from asyncdal._session import DALSession
 
@@ -79,14 +80,15 @@ async def _run_read(
     """Run one read in a session of its own: on the read path, or in a snapshot transaction.
 
     A read that meets a stale cached statement (DDL elsewhere) runs once more in a new
-    session: it wrote nothing, and the caches are cleared by then.
+    session: it wrote nothing, and the caches are cleared by then. So does a read whose
+    connection died (see :mod:`asyncdal._read_retry`).
     """
     if shared is not None:
         return await _run_snapshot_read(open_read, read, role, shared)
     try:
-        return await _run_plain_read(open_read, read)
+        return await retry_lost_reads(lambda: _run_plain_read(open_read, read))
     except StaleStatementError:
-        return await _run_plain_read(open_read, read)
+        return await retry_lost_reads(lambda: _run_plain_read(open_read, read))
 
 
 async def _run_plain_read(open_read: OpenRead, read: Read[T]) -> T:

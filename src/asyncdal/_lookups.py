@@ -29,6 +29,7 @@ from sqlalchemy import Column, Select, Table, bindparam, inspect, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from asyncdal._errors import InvalidQueryError
+from asyncdal._read_retry import retry_lost_reads
 from asyncdal._repository.values import checker_for
 from asyncdal._session import DALSession
 
@@ -157,14 +158,18 @@ class Lookups:
         """The objects of ``keys`` in their order, each once; missing keys are skipped."""
         info = self.keys_of(model)
         wanted = list(dict.fromkeys(info.check_one(key) for key in keys))
-        found: dict[Any, Any] = {}
-        if wanted:
-            async with self._open_read() as session:
-                for start in range(0, len(wanted), self.max_batch):
-                    stmt, params = info.select_many(wanted[start : start + self.max_batch])
-                    for obj in (await session.scalars(stmt, params)).all():
-                        found[info.key_of(obj)] = obj
+        found = await retry_lost_reads(lambda: self._fetch(info, wanted)) if wanted else {}
         return [found[key] for key in wanted if key in found]
+
+    async def _fetch(self, keys: ModelKeys, wanted: list[Any]) -> dict[Any, Any]:
+        """The objects of ``wanted`` by key, in one session (a retry opens a new one)."""
+        found: dict[Any, Any] = {}
+        async with self._open_read() as session:
+            for start in range(0, len(wanted), self.max_batch):
+                stmt, params = keys.select_many(wanted[start : start + self.max_batch])
+                for obj in (await session.scalars(stmt, params)).all():
+                    found[keys.key_of(obj)] = obj
+        return found
 
     def _close_batch(self, model: type[Any], batch: _Batch) -> None:
         """Stop ``batch`` taking callers and start its query (unless everyone left)."""
@@ -181,11 +186,7 @@ class Lookups:
         """Run the batch's query and hand each caller its row, or the query's error."""
         try:
             wanted = list(dict.fromkeys(key for key, future in batch.waiters if not future.done()))
-            found = {}
-            async with self._open_read() as session:
-                stmt, params = batch.keys.select_many(wanted)
-                for obj in (await session.scalars(stmt, params)).all():
-                    found[batch.keys.key_of(obj)] = obj
+            found = await retry_lost_reads(lambda: self._fetch(batch.keys, wanted))
         except BaseException as exc:
             for _, future in batch.waiters:
                 if not future.done():

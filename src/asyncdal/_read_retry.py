@@ -1,0 +1,56 @@
+"""Reads that outlive their server: a read whose connection died mid-read runs again.
+
+A read outside a unit of work (``db.gather`` without ``consistent``, ``db.get``,
+``db.get_many``) writes nothing and commits nothing, so running it again is safe. When its
+connection is lost while it runs (the server stopped, was killed, or is being switched over by
+an HA manager), it runs once more in a new session: the read path then picks a server again
+(another replica, or the primary the URL's host list leads to once the failover is done; the
+connect waits for one up to ``Settings.failover_timeout``). A failure to connect at all, an
+exhausted pool, authentication and the caller's own exceptions are not retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError
+
+from asyncdal._error_mapping import sqlstate_of
+from asyncdal._errors import AuthenticationError, DatabaseUnavailableError
+
+__all__ = ["READ_RETRIES", "connection_lost_mid_read", "retry_lost_reads"]
+
+T = TypeVar("T")
+
+#: Runs of a read after the first one when its connection dies: a switchover can end one
+#: connection on the old primary, and a second if the read lands on a server still stopping.
+READ_RETRIES = 2
+
+# Connect-time refusals that a new connection would meet again at once.
+_NOT_A_LOSS = frozenset({"3D000", "53300"})
+
+
+def connection_lost_mid_read(exc: BaseException) -> bool:
+    """Whether ``exc`` is the layer's error for a connection lost while a statement ran.
+
+    The layer's mapping of a driver error (never an application exception, which passes
+    through as it is), not a connect failure (those are raised by the connect itself, after
+    ``failover_timeout``), nor a missing database, too many connections or authentication.
+    """
+    if not isinstance(exc, DatabaseUnavailableError) or isinstance(exc, AuthenticationError):
+        return False
+    cause = exc.__cause__
+    return isinstance(cause, DBAPIError) and sqlstate_of(cause) not in _NOT_A_LOSS
+
+
+async def retry_lost_reads(run: Callable[[], Awaitable[T]]) -> T:
+    """``await run()``, again (up to :data:`READ_RETRIES` times) if its connection died."""
+    attempt = 0
+    while True:
+        try:
+            return await run()
+        except DatabaseUnavailableError as exc:
+            if attempt >= READ_RETRIES or not connection_lost_mid_read(exc):
+                raise
+            attempt += 1
