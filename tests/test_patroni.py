@@ -1,0 +1,144 @@
+"""A real HA cluster: etcd and three Patroni nodes in synchronous mode, under load.
+
+The libpq multi-host URL with default settings (``failover_timeout`` 30 s on such a URL):
+
+- every read path works on it, and a read-only URL's read pool goes to a standby;
+- a replica dying under a read: the read runs again on another server;
+- HAProxy routing on Patroni's REST health checks (``/primary``, ``/replica``).
+
+Each event prints its pause (``pytest -s``); docs/scaling.md quotes them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import func, select, text
+
+from asyncdal import DALSession, Database, upgrade
+from asyncdal.accounts import User
+from tests._cluster import (
+    PatroniCluster,
+    haproxy,
+    patroni_cluster,
+    requires_haproxy,
+    requires_patroni,
+    wait_until,
+)
+
+pytestmark = requires_patroni
+
+# Guards against a hang, not performance thresholds: the measured times are printed.
+EVENT_GUARD = 90.0
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def running_cluster() -> Iterator[PatroniCluster]:
+    # Started and stopped outside the event loop: both take seconds.
+    with patroni_cluster() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+async def cluster(running_cluster: PatroniCluster) -> PatroniCluster:
+    leader = running_cluster.leader()
+    assert leader is not None
+    await upgrade(running_cluster.node_url(leader))
+    return running_cluster
+
+
+async def _insert(s: DALSession, *, name: str) -> None:
+    s.add(User(username=name, email=f"{name}@example.org"))
+
+
+async def _healthy(cluster: PatroniCluster) -> None:
+    await asyncio.to_thread(cluster.wait_healthy, EVENT_GUARD)
+
+
+async def test_every_read_path_works_on_the_patroni_url(cluster: PatroniCluster) -> None:
+    async with Database.from_url(cluster.url()) as db:
+        name = f"r{next(_names)}"
+        await db.transaction(functools.partial(_insert, name=name))
+        async with db.read() as s:
+            user = await s.scalar(select(User).where(User.username == name))
+            assert await s.scalar(select(func.pg_is_in_recovery())) is False
+        assert user is not None
+        assert (await db.get(User, user.id)).username == name
+        (found,) = await db.gather(lambda s: s.scalar(select(User.id).where(User.username == name)))
+        assert found == user.id
+    # A read-only URL puts the read pool on a standby; the unit of work still needs the primary
+    # (the URL's choice: such a URL is for a read-only service).
+    async with Database.from_url(cluster.url("read-only")) as db:
+        (standby,) = await db.gather(lambda s: s.scalar(select(func.pg_is_in_recovery())))
+        assert standby is True
+
+
+async def test_a_replica_killed_mid_read_is_read_again_elsewhere(cluster: PatroniCluster) -> None:
+    runs: list[int] = []
+    started = asyncio.Event()
+
+    async def slow_read(s: DALSession) -> int:
+        port = int(await s.scalar(text("SELECT inet_server_port()")))
+        runs.append(port)
+        started.set()
+        await s.execute(text("SELECT pg_sleep(1.5)"))
+        return port
+
+    async with Database.from_url(cluster.url("read-only")) as db:
+        read = asyncio.create_task(db.gather(slow_read))
+        await asyncio.wait_for(started.wait(), EVENT_GUARD)
+        victim = next(n for n in cluster.nodes if n.port == runs[0])
+        assert victim is not cluster.leader()
+        killed_at = time.monotonic()
+        await asyncio.to_thread(victim.kill)
+        (port,) = await asyncio.wait_for(read, EVENT_GUARD)
+        took = time.monotonic() - killed_at
+    # The read ran twice: on the replica that died, then on the other standby.
+    assert len(runs) == 2
+    assert port == runs[1] != victim.port
+    print(f"\nreplica killed mid-read: the read answered {took:.2f} s after the kill, no error")
+    cluster.restart(victim)
+    await _healthy(cluster)
+
+
+async def _server(db: Database) -> tuple[int, bool]:
+    """The port and recovery state of the server a unit of work of ``db`` reaches."""
+    async with db.session() as s:
+        port = await s.scalar(text("SELECT inet_server_port()"))
+        return int(port), bool(await s.scalar(select(func.pg_is_in_recovery())))
+
+
+@requires_haproxy
+async def test_haproxy_routes_by_patroni_health_checks(cluster: PatroniCluster) -> None:
+    await _healthy(cluster)
+    with haproxy(cluster) as proxy:
+        await asyncio.to_thread(
+            wait_until, lambda: proxy.routes_to(cluster), "HAProxy's routes", EVENT_GUARD
+        )
+        async with Database.from_url(proxy.primary_url, replicas=[proxy.replica_url]) as db:
+            async with db.read() as s:  # nothing written in this context: a replica serves
+                assert await s.scalar(select(func.pg_is_in_recovery())) is True
+                replica_port = await s.scalar(text("SELECT inet_server_port()"))
+            leader = cluster.leader()
+            assert leader is not None
+            assert replica_port != leader.port
+            assert await _server(db) == (leader.port, False)
+            # After a switchover the same primary port leads to the new leader.
+            await asyncio.to_thread(cluster.switchover)
+            await _healthy(cluster)
+            await asyncio.to_thread(
+                wait_until, lambda: proxy.routes_to(cluster), "HAProxy's routes", EVENT_GUARD
+            )
+        new = cluster.leader()
+        assert new is not None
+        assert new is not leader
+        # (A new Database: the old one's pooled connection was cut by HAProxy's
+        # shutdown-sessions, and a unit of work on it fails once: it is not retried.)
+        async with Database.from_url(proxy.primary_url) as db:
+            assert await _server(db) == (new.port, False)
