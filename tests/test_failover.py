@@ -223,3 +223,26 @@ async def test_failover_timeout_keeps_trying_a_cluster_but_a_single_server_fails
 def test_failover_timeout_must_be_a_finite_non_negative_number(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="failover_timeout"):
         Settings.from_url("postgresql://app@db1,db2/app", failover_timeout=bad)
+
+
+async def test_a_unit_of_work_never_gets_a_pooled_connection_the_server_closed(
+    migrated_url: str, dsn: str
+) -> None:
+    # After a failover (or a restart) the pool holds connections the old server closed; the
+    # first unit of work on each would fail, and units of work are not retried.
+    async with Database.from_url(migrated_url, pool_size=1, max_overflow=0) as db:
+        async with db.session() as s:
+            first = await s.scalar(text("SELECT pg_backend_pid()"))
+        admin = await asyncpg.connect(dsn)
+        try:
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first) is True
+            gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
+            for _ in range(100):  # bounded: until the backend has ended
+                if await admin.fetchval(gone, first):
+                    break
+                await asyncio.sleep(0.02)
+        finally:
+            await admin.close()
+        await asyncio.sleep(0.05)  # the driver reads the server's goodbye on its socket
+        async with db.session() as s:  # no DatabaseUnavailableError: a fresh connection
+            assert await s.scalar(text("SELECT pg_backend_pid()")) != first

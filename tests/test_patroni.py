@@ -16,6 +16,7 @@ import functools
 import itertools
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -24,14 +25,14 @@ from asyncdal import DALSession, Database, upgrade
 from asyncdal.accounts import User
 from tests._cluster import (
     PatroniCluster,
+    PatroniNode,
     haproxy,
+    haproxy_config,
     patroni_cluster,
     requires_haproxy,
     requires_patroni,
     wait_until,
 )
-
-pytestmark = requires_patroni
 
 # Guards against a hang, not performance thresholds: the measured times are printed.
 EVENT_GUARD = 90.0
@@ -61,6 +62,7 @@ async def _healthy(cluster: PatroniCluster) -> None:
     await asyncio.to_thread(cluster.wait_healthy, EVENT_GUARD)
 
 
+@requires_patroni
 async def test_every_read_path_works_on_the_patroni_url(cluster: PatroniCluster) -> None:
     async with Database.from_url(cluster.url()) as db:
         name = f"r{next(_names)}"
@@ -79,6 +81,7 @@ async def test_every_read_path_works_on_the_patroni_url(cluster: PatroniCluster)
         assert standby is True
 
 
+@requires_patroni
 async def test_a_replica_killed_mid_read_is_read_again_elsewhere(cluster: PatroniCluster) -> None:
     runs: list[int] = []
     started = asyncio.Event()
@@ -114,6 +117,7 @@ async def _server(db: Database) -> tuple[int, bool]:
         return int(port), bool(await s.scalar(select(func.pg_is_in_recovery())))
 
 
+@requires_patroni
 @requires_haproxy
 async def test_haproxy_routes_by_patroni_health_checks(cluster: PatroniCluster) -> None:
     await _healthy(cluster)
@@ -135,10 +139,26 @@ async def test_haproxy_routes_by_patroni_health_checks(cluster: PatroniCluster) 
             await asyncio.to_thread(
                 wait_until, lambda: proxy.routes_to(cluster), "HAProxy's routes", EVENT_GUARD
             )
-        new = cluster.leader()
-        assert new is not None
-        assert new is not leader
-        # (A new Database: the old one's pooled connection was cut by HAProxy's
-        # shutdown-sessions, and a unit of work on it fails once: it is not retried.)
-        async with Database.from_url(proxy.primary_url) as db:
+            new = cluster.leader()
+            assert new is not None
+            assert new is not leader
+            # The pooled connection HAProxy cut (shutdown-sessions) is replaced at checkout.
             assert await _server(db) == (new.port, False)
+
+
+def test_the_docs_haproxy_recipe_is_the_tested_one() -> None:
+    # docs/scaling.md shows HAProxy's configuration with sample ports: its check lines must
+    # be those of the configuration these tests run.
+    docs = (Path(__file__).parent.parent / "docs" / "scaling.md").read_text(encoding="utf-8")
+    nodes = [
+        PatroniNode(f"node{i + 1}", 5432 + i, 8008 + i, Path(), Path(), None)  # type: ignore[arg-type]
+        for i in range(3)
+    ]
+    cluster = PatroniCluster(nodes, "app", Path(), None)  # type: ignore[arg-type]
+    tested = haproxy_config(cluster, primary=5000, replica=5001, stats=7000)
+    for section in ("listen primary", "listen replicas"):
+        shown = docs.split(section, 1)[1].split("```", 1)[0].split("\n\n", 1)[0]
+        ran = tested.split(section, 1)[1].split("listen ", 1)[0]
+        assert [line.strip() for line in shown.strip().splitlines()] == [
+            line.strip() for line in ran.strip().splitlines()
+        ]

@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.util import await_only
@@ -102,12 +103,29 @@ def create_engine(
         make_read_only(engine)
     if read_only:
         guard_read_pool(engine)
+    else:
+        _discard_closed(engine)
     if isinstance(engine.pool, ObservedPool):
         engine.pool.dal_counters = observer.counters
     if settings.slow_query_threshold is not None:
         log_slow_queries(engine.sync_engine, settings.slow_query_threshold)
     install_network_hooks(engine.sync_engine)
     return engine
+
+
+def _discard_closed(engine: AsyncEngine) -> None:
+    """Never hand a unit of work a pooled connection the server (or a proxy) already closed.
+
+    After a failover the pool still holds connections to the old primary; the driver saw
+    them closed (the server's goodbye, a reset from HAProxy's ``shutdown-sessions``), so this
+    check at checkout is local, no round trip. Without it the next unit of work on each
+    would fail, and a unit of work is not retried. (The read pool's guard checks this too.)
+    """
+
+    @event.listens_for(engine.sync_engine.pool, "checkout")
+    def check(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 # Errors of a connect attempt that a failover explains: nothing listening (the server is
