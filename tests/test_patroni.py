@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from sqlalchemy import func, select, text
 
@@ -51,7 +52,27 @@ async def cluster(running_cluster: PatroniCluster) -> PatroniCluster:
     leader = running_cluster.leader()
     assert leader is not None
     await upgrade(running_cluster.node_url(leader))
+    # A synchronous commit waits for the standby's flush, not its replay: wait (bounded)
+    # until every node shows the migrated schema before a test reads from a standby.
+    for node in running_cluster.nodes:
+        for _ in range(int(EVENT_GUARD * 10)):
+            if await _has_schema(running_cluster.node_url(node)):
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"{node.name} did not replay the migrations")
     return running_cluster
+
+
+async def _has_schema(url: str) -> bool:
+    try:
+        conn = await asyncpg.connect(url.replace("+asyncpg", ""))
+    except (OSError, asyncpg.PostgresError):
+        return False
+    try:
+        return bool(await conn.fetchval("SELECT to_regclass('users') IS NOT NULL"))
+    finally:
+        await conn.close()
 
 
 async def _insert(s: DALSession, *, name: str) -> None:
