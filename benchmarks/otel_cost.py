@@ -1,6 +1,6 @@
 """What enabling OpenTelemetry costs, on the B1 and B3 workloads (README "Observability").
 
-    python benchmarks/otel_cost.py [--rounds 9] [--output benchmarks/results/otel-cost.json]
+    python benchmarks/otel_cost.py [--rounds 9] [--output docs/results/otel-cost.json]
 
 Three databases on one server, same pool size: not instrumented, the layer's spans only
 (``instrument(db, statements=False)``), and everything (plus the SQLAlchemy instrumentation's

@@ -1,6 +1,6 @@
 """Markdown tables for the README from one or more result files of ``benchmarks/run.py``.
 
-    python benchmarks/readme_tables.py benchmarks/results/A.json benchmarks/results/B.json
+    python benchmarks/readme_tables.py docs/results/A.json docs/results/B.json
 
 Per benchmark of the first file, a row per contender: the first run's median and spread, its
 throughput, and the ratio of every run that has the benchmark (a re-run shows as min..max);

@@ -1,6 +1,6 @@
 """How cost grows with concurrency and fan-out width, as JSON and PNG charts (README "Benchmarks").
 
-    python benchmarks/sweep.py --output-dir benchmarks/results/sweep   # full sizes
+    python benchmarks/sweep.py --output-dir docs/results/sweep   # full sizes
     python benchmarks/sweep.py --quick                                 # smaller, to a temp dir
 
 Point lookups at 1, 8, 64 and 256 concurrent tasks, and fan-outs of 1 to 64 reads, for the

@@ -30,22 +30,15 @@ __all__ = [
     "upgrade",
 ]
 
-#: Where the migration scripts live inside an installed wheel.
+#: Where the migration scripts live: inside the package, in a wheel and in a checkout alike.
 SCRIPT_LOCATION = "asyncdal:migrations"
 
 
 def script_location() -> str:
-    """Where asyncdal's migration scripts are.
-
-    A wheel ships them inside the package (``asyncdal:migrations``); an editable install from
-    a checkout runs the repository's top-level ``migrations/``, the only copy in the source.
-    """
-    if Path(__file__).with_name("migrations").is_dir():
-        return SCRIPT_LOCATION
-    checkout = Path(__file__).resolve().parents[2] / "migrations"
-    if (checkout / "env.py").is_file():
-        return str(checkout)
-    raise MigrationError("asyncdal's migration scripts are missing from this installation")
+    """Where asyncdal's migration scripts are (``asyncdal:migrations``, a package resource)."""
+    if not (Path(__file__).with_name("migrations") / "env.py").is_file():
+        raise MigrationError("asyncdal's migration scripts are missing from this installation")
+    return SCRIPT_LOCATION
 
 
 def alembic_config() -> Config:
