@@ -168,3 +168,53 @@ async def test_cancelled_while_queued_gives_back_every_slot(isolated_db: Databas
     assert peak == running
     # A consistent group needs all its connections at once: it gets them again.
     assert len(await isolated_db.gather(*[metered] * running, consistent=True)) == running
+
+
+async def test_failed_fan_outs_leave_no_never_retrieved_future(
+    isolated_db: Database, dsn: str
+) -> None:
+    """50 fan-outs whose first read fails at once: the siblings are cancelled while their
+    connections open. asyncpg's connect, cancelled there, left its SSLRequest probe's future
+    failed and unretrieved ("Future exception was never retrieved ... connection_lost()",
+    one per cancelled connect); the layer lets each attempt finish and closes it instead."""
+    seen: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: seen.append(context))
+
+    async def fails_at_once(s: DALSession) -> None:
+        raise LookupError("first")
+
+    try:
+        for _ in range(50):
+            with pytest.raises(LookupError, match="first"):
+                await isolated_db.gather(fails_at_once, _sleep, _sleep, _sleep, _sleep)
+        await isolated_db.dispose()
+        for _ in range(3):  # "never retrieved" is reported when the future is collected
+            gc.collect()
+            await asyncio.sleep(0.05)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [(c.get("message"), c.get("exception")) for c in seen] == []
+    assert cast(QueuePool, isolated_db.read_engine.pool).checkedout() == 0
+    # The abandoned connections were closed, not left open on the server.
+    assert await _wait_for_backends(dsn, isolated_db, lambda n: n == 0) == 0
+
+
+async def _wait_for_backends(dsn: str, db: Database, predicate: object, seconds: float = 5) -> int:
+    """Poll (bounded) the server's backends of ``db`` until ``predicate(count)`` holds."""
+    deadline = time.monotonic() + seconds
+    while True:
+        conn = await asyncpg.connect(dsn)
+        try:
+            count = int(
+                await conn.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    db.settings.application_name,
+                )
+            )
+        finally:
+            await conn.close()
+        if predicate(count) or time.monotonic() > deadline:  # type: ignore[operator]
+            return count
+        await asyncio.sleep(0.05)

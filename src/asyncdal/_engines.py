@@ -23,7 +23,7 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import await_only
+from sqlalchemy.util import await_only, greenlet_spawn
 
 from asyncdal._config import Settings, timeout_ms
 from asyncdal._errors import DatabaseUnavailableError
@@ -151,7 +151,11 @@ def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover
     the server does not answer in time, and SQLAlchemy passes it through unwrapped. It is only
     recognisable here, at the connect: elsewhere a ``TimeoutError`` may be the caller's own
     (``asyncio.wait_for``).
+
+    Each attempt runs to its end even when its caller is cancelled (see :func:`_connect_once`);
+    ``dispose()`` waits for the attempts still running (at most the connect timeout).
     """
+    attempts: set[asyncio.Future[Any]] = set()
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def connect(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
@@ -159,7 +163,7 @@ def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover
         backoff = _FIRST_BACKOFF
         while True:
             try:
-                return dialect.connect(*cargs, **cparams)
+                return _connect_once(attempts, dialect, cargs, cparams)
             except _FAILOVER_ERRORS as exc:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -167,6 +171,43 @@ def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover
             # The pool's connect runs in SQLAlchemy's greenlet bridge: sleep on the loop.
             await_only(asyncio.sleep(min(backoff, left)))
             backoff = min(backoff * 2, _MAX_BACKOFF)
+
+    @event.listens_for(engine.sync_engine, "engine_disposed")
+    def settle(_engine: Any) -> None:
+        # AsyncEngine.dispose() runs this in SQLAlchemy's greenlet bridge: wait on the loop,
+        # so no attempt is still running (and cancelled by the loop's shutdown) afterwards.
+        if attempts:
+            await_only(asyncio.wait(set(attempts), timeout=connect_timeout + 1))
+
+
+def _connect_once(
+    attempts: set[asyncio.Future[Any]], dialect: Dialect, cargs: Any, cparams: Any
+) -> Any:
+    """One connect attempt, in a task of its own that the caller's cancellation does not reach.
+
+    asyncpg's connect is not safe to cancel midway: cancelled while its TCP connection opens
+    (a gather's first failure cancelling its siblings, a timeout, a client gone), the
+    SSLRequest probe's future fails later with "unexpected connection_lost() call" and
+    nobody retrieves it (asyncpg issues #1211, #1310), whatever the sslmode (prefer, the
+    default, as much as require). So the caller stops waiting at once, the attempt finishes
+    in the background (bounded by the connect timeout) and its connection, nobody's now, is
+    closed.
+    """
+    attempt = asyncio.ensure_future(greenlet_spawn(dialect.connect, *cargs, **cparams))
+    attempts.add(attempt)
+    attempt.add_done_callback(attempts.discard)
+    try:
+        return await_only(asyncio.shield(attempt))
+    except asyncio.CancelledError:
+        attempt.add_done_callback(_close_abandoned)
+        raise
+
+
+def _close_abandoned(attempt: asyncio.Future[Any]) -> None:
+    """Close the connection of an attempt whose caller was cancelled; retrieve its error."""
+    if attempt.cancelled() or attempt.exception() is not None:
+        return
+    attempt.result().driver_connection.terminate()
 
 
 def _unavailable(exc: BaseException, connect_timeout: float) -> DatabaseUnavailableError:
