@@ -355,3 +355,82 @@ async def test_commit_cut_by_a_dropped_connection(
     proxy.resume()
     async with proxied.session() as s:
         assert await s.scalar(text("SELECT 1")) == 1
+
+
+def _may_fail_over(migrated_url: str, proxy: Proxy, **options: Any) -> Database:
+    """A Database via the proxy that may fail over: db.transaction checks lost COMMITs."""
+    return Database.from_url(
+        _through(migrated_url, proxy),
+        application_name=f"asyncdal-adversity-{secrets.token_hex(4)}",
+        pool_size=4,
+        max_overflow=0,
+        pool_timeout=BOUND,
+        **{"failover_timeout": BOUND, **options},
+    )
+
+
+@pytest.mark.parametrize("cut", ["commit-lost", "reply-lost", "racing"])
+async def test_a_transaction_whose_commit_is_cut_happens_exactly_once(
+    cut: str, migrated_url: str, proxy: Proxy, dsn: str
+) -> None:
+    """With failover_timeout > 0, a new connection tells what became of a cut COMMIT.
+
+    - commit-lost: it did not commit there -> fn runs again, on a new connection.
+    - reply-lost: it committed -> its result is returned, fn ran once.
+    - racing: either; the rows are there exactly once, whichever it was.
+    """
+    tag = f"once{secrets.token_hex(4)}"
+    runs = 0
+
+    async def work(s: DALSession) -> int:
+        nonlocal runs
+        runs += 1
+        s.add_all(User(username=f"{tag}-{i}", email=f"{tag}-{i}@example.org") for i in (1, 2))
+        return runs
+
+    def count() -> Any:
+        return _server_fetch(dsn, "SELECT count(*) FROM users WHERE username LIKE $1", f"{tag}%")
+
+    async with _may_fail_over(migrated_url, proxy) as db:
+        at_commit = proxy.stall_on(b"COMMIT;", forward=cut != "commit-lost")
+        task = asyncio.create_task(db.transaction(work))
+        await asyncio.wait_for(at_commit.wait(), BOUND)
+        if cut == "reply-lost":
+            assert await _eventually(count, lambda n: n == 2) == 2
+        proxy.drop()
+        proxy.resume()
+        result = await asyncio.wait_for(task, BOUND)
+        assert result == runs  # the result of the run that committed
+        assert runs in {"commit-lost": {2}, "reply-lost": {1}, "racing": {1, 2}}[cut]
+        assert await count() == 2
+        assert _checked_out(db) == 0
+
+
+async def test_the_commit_marker_costs_one_round_trip_and_only_after_a_write(
+    migrated_url: str, proxy: Proxy
+) -> None:
+    names = (f"mark{secrets.token_hex(4)}" for _ in range(100))
+
+    async def write(s: DALSession) -> None:
+        name = next(names)
+        s.add(User(username=name, email=f"{name}@example.org"))
+
+    async def read(s: DALSession) -> None:
+        await s.scalar(text("SELECT count(*) FROM users"))
+
+    async def round_trips(db: Database, fn: Any) -> int:
+        async with db.session() as s:  # the pool's connection is open and warm
+            await s.scalar(text("SELECT 1"))
+        before = proxy.round_trips
+        await db.transaction(fn)
+        return proxy.round_trips - before
+
+    async with (
+        _may_fail_over(migrated_url, proxy) as checked,
+        _may_fail_over(migrated_url, proxy, failover_timeout=0) as unchecked,
+    ):
+        for _ in range(2):  # the second time, every statement is prepared on both
+            writes = (await round_trips(checked, write), await round_trips(unchecked, write))
+            reads = (await round_trips(checked, read), await round_trips(unchecked, read))
+        assert writes[0] == writes[1] + 1
+        assert reads[0] == reads[1]

@@ -183,9 +183,14 @@ class Database(ReadSide):
         jittered exponential backoff, for up to ``retry_for`` seconds from the first run of
         ``fn`` (and at most ``retries`` more times, if given); then :class:`ConcurrencyError` (with
         ``attempts``), or the connection's :class:`DatabaseUnavailableError`. A connection
-        lost during COMMIT is not retried: its error says the outcome is unknown. Nothing else
-        is retried: other errors are raised at once, mapped to the layer's exceptions. ``fn``
-        may run more than once, so it must not have side effects outside the database.
+        lost during COMMIT: when the database may fail over (``Settings.failover_timeout`` > 0, the
+        default on a multi-host URL), a unit of work that wrote costs one more round trip before
+        COMMIT, and a new connection then tells whether it committed (its result is returned) or not
+        (``fn`` runs again); otherwise, or when that cannot be told, the error says the outcome is
+        unknown. There, a lost connection is also retried for ``failover_timeout`` seconds beyond
+        ``retry_for``. Nothing else is retried: other errors are raised at once, mapped to the
+        layer's exceptions. ``fn`` may run more than once, so it must not have side effects outside
+        the database.
 
         Args:
             fn: the unit of work, e.g. ``lambda s: OrderRepository(s).place(user_id, items)``.
@@ -212,6 +217,7 @@ class Database(ReadSide):
                 on_retry=on_retry,
                 on_attempt=last.append if self._router.replicas else None,
                 busy_wait=self._busy_wait,
+                failover=self.settings.effective_failover_timeout,
             )
         if last and wrote(last[-1]):
             await self._router.record_write()

@@ -7,8 +7,10 @@ again in lockstep, for as long as its time budget (``retry_for``) allows: under 
 several processes a count runs out long before the contended row reaches its final state (the
 stock is gone), while a budget in time lets the retries find the domain's answer. A connection
 lost before COMMIT was sent is retried too (nothing was committed; a failover or a killed
-backend). A connection lost during COMMIT is not: the outcome is unknown. Nothing else is
-retried: a duplicate key stays a duplicate key.
+backend). A connection lost during COMMIT is retried only when the database may fail over and
+a new connection proves the transaction did not commit (:mod:`asyncdal._commit_outcome`); one
+that did commit returns its result. Otherwise the outcome is unknown, and the error says so.
+Nothing else is retried: a duplicate key stays a duplicate key.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
+from asyncdal._commit_outcome import CommitMarker, Outcome, mark_commit, outcome_of
 from asyncdal._error_mapping import (
     RETRYABLE_SQLSTATES,
     is_driver_error,
@@ -40,7 +43,7 @@ from asyncdal._errors import (
     TransactionUsageError,
 )
 from asyncdal._session import DALSession, SessionScope
-from asyncdal._writes import connected
+from asyncdal._writes import connected, watch_writes, wrote
 
 __all__ = ["DEFAULT_RETRY_FOR", "ISOLATION_LEVELS", "run_transaction"]
 
@@ -78,6 +81,7 @@ async def run_transaction(
     on_retry: Callable[[int, str, float], None] | None = None,
     on_attempt: Callable[[DALSession], None] | None = None,
     busy_wait: float = 60.0,
+    failover: float = 0.0,
 ) -> T:
     """Run ``fn(session)`` in a new session and transaction and commit; retry on conflict.
 
@@ -87,7 +91,13 @@ async def run_transaction(
     within ``retry_for`` seconds of the first run of ``fn`` and (when ``retries`` is given) at most
     ``retries`` more times. Exhausted: :class:`ConcurrencyError` (``attempts`` says how many
     runs) chained to the last conflict, or the last connection error. A connection lost during
-    COMMIT is a :class:`DatabaseUnavailableError` saying the outcome is unknown. Any other
+    COMMIT is a :class:`DatabaseUnavailableError` saying the outcome is unknown.
+
+    ``failover``: seconds the database may take to fail over (``Settings.failover_timeout``).
+    When > 0, a lost connection is retried for that much longer than ``retry_for`` (a failover
+    outlasts a conflict budget), and a unit of work that wrote takes a marker before COMMIT
+    (one round trip): after a lost COMMIT, a new connection tells whether it committed (its
+    result is returned), did not (``fn`` runs again) or cannot say (the error). Any other
     error is raised at once, mapped to the layer's exceptions; the caller's own exceptions pass
     through. ``fn`` must not commit, roll back or close the session, nor call
     ``db.transaction`` itself (:class:`TransactionUsageError`). ``on_retry(attempt, reason,
@@ -121,8 +131,11 @@ async def run_transaction(
         attempt += 1
         session: DALSession | None = None
         committing = False
+        marker: CommitMarker | None = None
         try:
             async with SessionScope(sessionmaker, busy_wait=busy_wait, managed=True) as session:
+                if failover > 0:
+                    watch_writes(session)
                 if on_attempt is not None:
                     on_attempt(session)
                 if level is not None:
@@ -139,6 +152,10 @@ async def run_transaction(
                 if session._dal_misuse is not None:
                     raise session._dal_misuse
                 session._dal_check_not_aborted()
+                if failover > 0:
+                    await session.flush()  # COMMIT's own flush, early: it may write
+                    if wrote(session):
+                        marker = await mark_commit(session)
                 committing = True
                 await session.commit()
                 return result
@@ -146,11 +163,19 @@ async def run_transaction(
             code = _retryable(exc, session)
             if code is None and _connection_lost(exc, session):
                 if committing:
-                    raise DatabaseUnavailableError(
-                        "the connection was lost during COMMIT: the outcome is unknown (the "
-                        "transaction may or may not have committed); check before running it "
-                        "again"
-                    ) from exc
+                    outcome = Outcome.UNKNOWN
+                    if marker is not None:
+                        assert deadline is not None
+                        outcome = await outcome_of(sessionmaker, marker, until=deadline)
+                    if outcome is Outcome.COMMITTED:
+                        logger.debug("COMMIT's answer was lost; the transaction committed")
+                        return result
+                    if outcome is Outcome.UNKNOWN:
+                        raise DatabaseUnavailableError(
+                            "the connection was lost during COMMIT: the outcome is unknown (the "
+                            "transaction may or may not have committed); check before running "
+                            "it again"
+                        ) from exc
                 code = _LOST
             if code is None:
                 mapped = translate_error(exc)
@@ -159,7 +184,9 @@ async def run_transaction(
                 raise mapped from exc
             delay = backoff_delay(attempt)
             out_of_count = retries is not None and attempt > retries
-            if out_of_count or deadline is None or time.monotonic() + delay > deadline:
+            # A failover may outlast the conflicts' budget: the next connect waits for it.
+            budget_end = None if deadline is None else deadline + (failover if code == _LOST else 0)
+            if out_of_count or budget_end is None or time.monotonic() + delay > budget_end:
                 if code == _LOST:
                     mapped = translate_error(exc)
                     raise (mapped if mapped is not None else exc) from exc

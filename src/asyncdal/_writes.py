@@ -9,9 +9,10 @@ Two facts the layer needs after a ``db.session()`` or ``db.transaction()`` ends:
 - **wrote**: a statement other than a read ran (``after_cursor_execute`` of the session's
   connection; flushes, Core DML and ``text()`` all go through it), or the layer's COPY path
   said so (:func:`mark_written`). Only then is the primary's WAL position worth a round trip
-  and the context's later reads worth a wait for replicas. Watched only when asked
-  (:data:`WATCH_WRITES` in a sessionmaker's ``info``: a database with replicas
-  does), so a database without replicas pays nothing per statement.
+  and the context's later reads worth a wait for replicas, and a ``db.transaction`` worth a
+  commit marker. Watched only when asked (:data:`WATCH_WRITES` in a sessionmaker's ``info``:
+  a database with replicas does; :func:`watch_writes` for one session), so a database without
+  replicas pays nothing per statement.
 
 Both live in ``Session.info``, SQLAlchemy's public per-session dictionary.
 """
@@ -26,7 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-__all__ = ["WATCH_WRITES", "connected", "mark_written", "wrote"]
+__all__ = ["WATCH_WRITES", "connected", "mark_written", "watch_writes", "wrote"]
 
 _CONNECTED = "asyncdal.connected"
 _WATCH = "asyncdal.watch_writes"
@@ -59,6 +60,11 @@ def writes(statement: str) -> bool:
 def mark_written(session: AsyncSession | Session) -> None:
     """Say that ``session`` wrote, for writes the driver makes directly (COPY)."""
     session.info[_WROTE] = True
+
+
+def watch_writes(session: AsyncSession) -> None:
+    """Watch ``session`` for writes (before its transaction begins), whatever its maker says."""
+    session.info[_WATCH] = True
 
 
 def wrote(session: AsyncSession) -> bool:
