@@ -61,7 +61,9 @@ class Settings:
             writable primary yet for ``target_session_attrs=read-write``): a failover then
             costs the caller a pause rather than an error. ``None`` (default): 30 s for a
             multi-host URL (``db1,db2,db3``), 0 for a single host, so that a stopped server
-            fails fast with :class:`DatabaseUnavailableError`. ``0``: never retry.
+            fails fast with :class:`DatabaseUnavailableError`. ``0``: never retry. When > 0,
+            ``db.transaction`` also retries a lost connection for this much longer and checks
+            a COMMIT whose answer was lost (one more round trip per unit of work that wrote).
         client_check_interval: seconds between the server's checks, during a long query, that
             its client is still connected (PostgreSQL 14+'s ``client_connection_check_interval``).
             A query whose client went away (a killed process, a connection the client dropped
