@@ -429,8 +429,9 @@ def _psql(server: EmbeddedPostgres, sql: str) -> str:
 #: Where .ci/run installs Patroni (a venv of the system Python: Patroni runs as ``postgres``,
 #: which cannot reach an interpreter under root's home); ASYNCDAL_PATRONI overrides it.
 PATRONI_VENV = Path("/opt/asyncdal-patroni/venv")
-#: Patroni's leader lease and loop, short so that a failover fits in a test.
-PATRONI_TTL = 10
+#: Patroni's leader lease and loop, short so that a failover fits in a test. 20 s is the
+#: shortest lease Patroni accepts: it raises a smaller ttl to 20 without a word.
+PATRONI_TTL = 20
 PATRONI_LOOP_WAIT = 2
 
 

@@ -1,6 +1,6 @@
 """A real HA cluster: etcd and three Patroni nodes in synchronous mode, under load.
 
-The libpq multi-host URL with default settings (``failover_timeout`` 30 s on such a URL):
+The libpq multi-host URL with default settings (``failover_timeout`` 45 s on such a URL):
 
 - every read path works on it, and a read-only URL's read pool goes to a standby;
 - a replica dying under a read: the read runs again on another server;

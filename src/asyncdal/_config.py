@@ -18,9 +18,9 @@ __all__ = ["Settings", "timeout_ms"]
 
 #: The largest statement_timeout PostgreSQL accepts, in seconds (INT_MAX milliseconds).
 MAX_SERVER_TIMEOUT = (2**31 - 1) / 1000
-#: ``failover_timeout`` on a multi-host URL unless set: longer than an HA manager's usual
-#: leader lease (Patroni: ttl 30 s by default, a failover within it).
-DEFAULT_FAILOVER_TIMEOUT = 30.0
+#: ``failover_timeout`` on a multi-host URL unless set: longer than an HA manager's failover
+#: after a crash (Patroni: its leader lease, ttl 30 s by default, then a loop and the promotion).
+DEFAULT_FAILOVER_TIMEOUT = 45.0
 
 
 def timeout_ms(seconds: float) -> int:
@@ -59,7 +59,7 @@ class Settings:
         failover_timeout: seconds during which opening a connection keeps trying the URL's
             hosts, with backoff, while none fits (refused, not answering, starting up, or no
             writable primary yet for ``target_session_attrs=read-write``): a failover then
-            costs the caller a pause rather than an error. ``None`` (default): 30 s for a
+            costs the caller a pause rather than an error. ``None`` (default): 45 s for a
             multi-host URL (``db1,db2,db3``), 0 for a single host, so that a stopped server
             fails fast with :class:`DatabaseUnavailableError`. ``0``: never retry. When > 0,
             ``db.transaction`` also retries a lost connection for this much longer and checks
