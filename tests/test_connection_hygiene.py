@@ -77,6 +77,19 @@ async def _add_many(db: Database, value: object) -> None:
         await ProductRepository(s).add_many(rows)
 
 
+async def _add_many_copy(db: Database, value: object) -> None:
+    # COPY: the first chunk is checked before any SQL, so the bad value is in the second one
+    # and reaches the driver or the server in the middle of the COPY (an int the server finds
+    # too large for numeric(12, 2); the rest refused by the layer as the rows stream).
+    rows = [
+        {"sku": f"HC-{i}", "name": "h", "price": 1, "stock": 1}
+        for i in range(ProductRepository.copy_threshold * 5)
+    ]
+    rows[-1]["price"] = value
+    async with db.session() as s:
+        await ProductRepository(s).add_many(rows)
+
+
 async def _repository_read(db: Database, value: object) -> None:
     async with db.read() as s:
         await ProductRepository(s).count({"id": value})
@@ -106,6 +119,7 @@ ENTRY_POINTS: dict[str, Callable[[Database, object], Awaitable[None]]] = {
     "db.transaction": _transaction,
     "session.stream": _stream,
     "add_many": _add_many,
+    "add_many COPY": _add_many_copy,
     "repository on db.read": _repository_read,
     "db.read, error swallowed": _read_swallowed,
     "db.session, error swallowed": _session_swallowed,

@@ -90,7 +90,10 @@ async def test_negative_follower_count(session: DALSession) -> None:
 async def test_self_follow(session: DALSession) -> None:
     user = await create_one(UserFactory)
     session.add(Follow(follower_id=user.id, followee_id=user.id))
-    await _flush_expecting(session, CheckViolationError, "ck_follows_not_self")
+    err = await _flush_expecting(session, CheckViolationError, "ck_follows_not_self")
+    # A CHECK written as SQL text: its columns are the ones its text names.
+    assert err.columns == ("follower_id", "followee_id")
+    assert "(columns: follower_id, followee_id)" in str(err)
 
 
 async def test_duplicate_follow(session: DALSession) -> None:
@@ -112,7 +115,8 @@ async def test_follow_of_missing_user(session: DALSession) -> None:
 
 async def test_upper_case_hashtag(session: DALSession) -> None:
     session.add(Hashtag(tag="Python"))
-    await _flush_expecting(session, CheckViolationError, "ck_hashtags_tag_lower_not_empty")
+    err = await _flush_expecting(session, CheckViolationError, "ck_hashtags_tag_lower_not_empty")
+    assert err.columns == ("tag",)  # named twice, and beside function names
 
 
 async def test_duplicate_hashtag(session: DALSession) -> None:
@@ -142,7 +146,8 @@ async def test_negative_like_count(session: DALSession) -> None:
 
 async def test_negative_stock(session: DALSession) -> None:
     session.add(Product(sku="NEG", name="n", price=Decimal("1.00"), stock=-1))
-    await _flush_expecting(session, CheckViolationError, "ck_products_stock_not_negative")
+    err = await _flush_expecting(session, CheckViolationError, "ck_products_stock_not_negative")
+    assert err.columns == ("stock",)
 
 
 async def test_negative_price(session: DALSession) -> None:

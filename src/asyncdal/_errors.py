@@ -77,10 +77,15 @@ class AsyncDALError(Exception):
         detail: PostgreSQL's DETAIL of the error that was mapped, if any. May hold row data.
         server_message: the server's (or driver's) own primary message, if any. May quote a
             value.
+        row_index: for an error about one row of ``Repository.add_many``: that row's index in
+            the list given (0-based; the message says ``rows[k]``), when known.
+        field: the field (the model's attribute) such an error is about, when known.
     """
 
     detail: str | None = None
     server_message: str | None = None
+    row_index: int | None = None
+    field: str | None = None
 
 
 class NotFoundError(AsyncDALError):
@@ -197,9 +202,10 @@ class InvalidQueryError(AsyncDALError, ValueError):
     """A query was asked for with a name or value the layer does not allow.
 
     Raised for unknown filter fields, operators or sort keys, bad limits, malformed cursors,
-    and values that do not fit their column (too long, out of range, NUL bytes...), always
-    before anything is sent: nothing is written. The message names the field and what is
-    allowed, never the whole value.
+    and values that do not fit their column (too long, out of range, NUL bytes...), before
+    anything is sent, or, for ``add_many``'s COPY, when the server refuses a value, naming the
+    row (``row_index``) and the field: either way nothing is written. The message names the
+    field and what is allowed, never the value.
     """
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Literal, cast, overload
 
 from sqlalchemy import Column, ColumnElement, Table, delete, insert, inspect, select
@@ -17,9 +17,10 @@ from asyncdal._errors import (
     NotFoundError,
     StaleWriteError,
 )
-from asyncdal._repository.bulk import copy_records
-from asyncdal._repository.columns import checked_records, column_check_for
+from asyncdal._repository.bulk import copy_checked
+from asyncdal._repository.columns import CheckedRows, ColumnPlan, plan_for, with_converters
 from asyncdal._repository.reads import M, ReadRepository
+from asyncdal._repository.values import describe
 
 __all__ = ["Repository"]
 
@@ -52,6 +53,8 @@ class Repository(ReadRepository[M]):
     # Columns the database writes on UPDATE (a trigger: version, updated_at): never callers.
     _maintained: ClassVar[frozenset[str]] = frozenset()
     _version: ClassVar[Column[Any] | None] = None
+    _insert_plans: ClassVar[dict[str, ColumnPlan]]
+    _copy_plans: ClassVar[dict[str, ColumnPlan]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -62,6 +65,17 @@ class Repository(ReadRepository[M]):
         )
         version = inspect(cls.model).version_id_col
         cls._version = None if version is None else cast(Column[Any], version)
+        # How add_many checks each column, on either path (see columns), made once.
+        cls._insert_plans = cls._plans(server_judges=False)
+        cls._copy_plans = cls._plans(server_judges=True)
+
+    @classmethod
+    def _plans(cls, *, server_judges: bool) -> dict[str, ColumnPlan]:
+        name = cls.model.__name__
+        return {
+            key: plan_for(column, key, f"{name}.{key}", server_judges=server_judges)
+            for key, column in cls._columns.items()
+        }
 
     # -- writes ------------------------------------------------------------------------------
 
@@ -128,28 +142,45 @@ class Repository(ReadRepository[M]):
         ``copy_threshold`` rows or more go through ``COPY`` (no ORM events, no Python-side
         defaults; server defaults apply). With ``returning=True`` it returns the new objects,
         ids set, in the order given (a multi-row ``INSERT ... RETURNING``).
+
+        A bad row writes nothing, and the error names it (``add_many: rows[k]: ...``, also
+        ``error.row_index`` and ``error.field``), never its values. An ``INSERT`` is sent only
+        once every value passed the layer's checks. ``COPY`` leaves to the server what it
+        checks anyway: text too long or a number out of its column's range is an
+        :class:`InvalidQueryError`, a NULL in a NOT NULL column or a failed CHECK a
+        :class:`CheckViolationError`, a duplicate a :class:`DuplicateError`, each naming the
+        row (a foreign key is checked after the last row: no row is named). What the server
+        would store silently (a float for money, NaN, digits past the scale) or the driver
+        could not encode (a wrong type, NUL, a lone surrogate) is still refused by the layer.
         """
         batch = builtins.list(rows)
         if not batch:
             return [] if returning else 0
+        if not isinstance(batch[0], Mapping):
+            raise InvalidTypeError(
+                f"add_many: rows[0]: expected a mapping of column names to values, "
+                f"got {describe(batch[0])}"
+            )
         names = self._writable(batch[0], "add_many")
-        copying = not returning and len(batch) >= self.copy_threshold
-        if not copying:
-            self._check_rows(batch, names)
+        keys = sorted(names)
+        if returning or len(batch) < self.copy_threshold:
+            # Everything the layer knows is checked first: an INSERT cannot stop half-way, and
+            # its errors would not say which row.
+            self._rows(batch, keys, server_judges=False).check_all()
+            with wrap_errors():
+                if returning:
+                    stmt = insert(self.model).returning(self.model, sort_by_parameter_order=True)
+                    return builtins.list((await self.session.scalars(stmt, batch)).all())
+                await self.session.execute(insert(self.model), batch)
+            return len(batch)
+        # COPY: checked as it streams (the server inserts while the next rows are checked),
+        # only for what the server cannot judge; the server's own refusals name the row. A bad
+        # row stops the COPY, which rolls back to its savepoint: nothing is written. The first
+        # chunk is checked before any SQL.
+        checked = self._rows(batch, keys, server_judges=True)
+        checked.check_first()
         with wrap_errors():
-            if returning:
-                stmt = insert(self.model).returning(self.model, sort_by_parameter_order=True)
-                return builtins.list((await self.session.scalars(stmt, batch)).all())
-            if copying:
-                # Checked as COPY streams (the server inserts while the next rows are checked);
-                # a bad row stops the COPY, which rolls back to its savepoint: nothing written.
-                keys = sorted(names)
-                table = cast(Table, self.model.__table__)
-                columns = [self._columns[key].name for key in keys]
-                records = self._checked_records(batch, names, keys)
-                await copy_records(self.session, table, columns, records)
-                return len(batch)
-            await self.session.execute(insert(self.model), batch)
+            await copy_checked(self.session, cast(Table, self.model.__table__), checked)
         return len(batch)
 
     async def update(self, id: Any, /, *, expected_version: int | None = None, **values: Any) -> M:
@@ -269,40 +300,26 @@ class Repository(ReadRepository[M]):
         for key, value in values.items():
             self._checks[key](value)
 
-    def _check_rows(self, batch: builtins.list[Mapping[str, Any]], names: frozenset[str]) -> None:
-        """Every row has the keys ``names`` and every value fits, before an INSERT is sent.
+    def _rows(
+        self, batch: builtins.list[Mapping[str, Any]], keys: Sequence[str], *, server_judges: bool
+    ) -> CheckedRows:
+        """``batch`` as rows in the order of ``keys``, to check (and, for COPY, convert).
 
-        The same checks as the COPY path's :meth:`_checked_records`, run to the end first: an
-        INSERT, unlike a streamed COPY, cannot stop half-way.
+        ``server_judges``: COPY's depth of checks (see ``columns``); its converters are the
+        bind processors of the session's dialect.
         """
-        for _ in self._checked_records(batch, names, sorted(names)):
-            pass
-
-    def _checked_records(
-        self, batch: builtins.list[Mapping[str, Any]], names: frozenset[str], keys: Sequence[str]
-    ) -> Iterator[tuple[Any, ...]]:
-        """The rows of ``batch`` as tuples in the order of ``keys``, checked as they go: every
-        row has the keys ``names``, every value fits its column (column by column, see
-        ``columns``), in the pass that feeds COPY."""
-        columns = [self._columns[key] for key in keys]
-        records = checked_records(
-            batch,
-            keys,
-            [self._checks[key] for key in keys],
-            [column_check_for(column) for column in columns],
-            lambda row: self._mixed_keys(names, row),
-        )
-        try:
-            yield from records
-        except InvalidQueryError as exc:
-            if str(exc).startswith("add_many:"):
-                raise
-            raise type(exc)(f"add_many: {exc}") from None
+        plans = self._copy_plans if server_judges else self._insert_plans
+        chosen = [plans[key] for key in keys]
+        if server_judges:
+            dialect = self.session.get_bind().dialect
+            chosen = with_converters(chosen, [self._columns[key] for key in keys], dialect)
+        names = frozenset(keys)
+        return CheckedRows(batch, chosen, "add_many", lambda row: self._mixed_keys(names, row))
 
     @staticmethod
     def _mixed_keys(names: frozenset[str], row: Mapping[str, Any]) -> InvalidQueryError:
         return InvalidQueryError(
-            f"add_many: every row needs the same keys; expected {sorted(names)}, "
+            f"every row needs the same keys; expected {sorted(names)}, "
             f"got {sorted(map(str, row.keys()))}"
         )
 

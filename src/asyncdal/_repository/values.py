@@ -9,6 +9,12 @@ and a bad one raises :class:`InvalidQueryError` (a ``ValueError``) or, for a wro
 :class:`InvalidTypeError` (also a ``TypeError``), naming the field. Nothing is sent, so nothing
 is written.
 
+On ``add_many``'s COPY path (``server_judges``) the checks the server makes anyway (length,
+digits before the point, NOT NULL) are left to it: its error names the row and the column
+(see ``bulk``). Everything it would accept silently (a float for money, NaN, digits past the
+scale) or the driver could not encode (a wrong type, NUL, a lone surrogate, an integer out of
+range) is still checked here.
+
 Only what is certainly wrong is refused: a column of a type the layer does not know (see
 ``kinds``), and the contents of JSON, are left to the server, whose error is mapped like any
 other. Values are checked, not converted: what passes is sent exactly as given.
@@ -42,6 +48,7 @@ from asyncdal._repository.kinds import kind_of
 __all__ = [
     "MAX_KEYS",
     "Check",
+    "accepts_anything",
     "any_of",
     "check_keys",
     "checker_for",
@@ -120,9 +127,14 @@ def _integer(name: str, bound: int) -> Check:
     return check
 
 
-def _numeric(name: str, precision: int | None, scale: int | None) -> Check:
-    digits = None if precision is None else precision - (scale or 0)
-    shape = f"at most {digits} digits before the point and {scale} after" if digits else ""
+def _numeric(name: str, digits: int | None, scale: int | None) -> Check:
+    """Decimals (or ints) with at most ``digits`` before the point and ``scale`` after."""
+    if digits is None:
+        shape = f"at most {scale} digits after the point"
+    else:
+        shape = f"at most {digits} digits before the point" + (
+            "" if scale is None else f" and {scale} after"
+        )
 
     def check(value: object) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, Decimal)):
@@ -130,11 +142,10 @@ def _numeric(name: str, precision: int | None, scale: int | None) -> Check:
             raise _wrong_type(name, value, "a Decimal or an int (not a float)")
         number = value if isinstance(value, Decimal) else Decimal(value)
         if not number.is_finite():
+            # numeric(p, s) stores NaN without a word, and money is never NaN.
             raise _bad_value(name, value, "a finite number")
-        if digits is None:
-            return
         # adjusted() is the exponent of the leading digit: 123.4 -> 2, so 3 digits before.
-        if number and number.adjusted() >= digits:
+        if digits is not None and number and number.adjusted() >= digits:
             raise _bad_value(name, value, f"a number with {shape}")
         exponent = number.as_tuple().exponent
         if scale is not None and isinstance(exponent, int) and -exponent > scale:
@@ -236,19 +247,33 @@ def _array(name: str, item: Check | None) -> Check:
     return check
 
 
-def _type_check(name: str, type_: TypeEngine[Any]) -> Check | None:
-    """The check of a non-NULL value of ``type_``; ``None``: anything goes to the server."""
+def _type_check(name: str, type_: TypeEngine[Any], server_judges: bool) -> Check | None:
+    """The check of a non-NULL value of ``type_``; ``None``: anything goes to the server.
+
+    ``server_judges``: leave to the server what it refuses by itself, naming the row and the
+    column (add_many's COPY, see ``bulk``): the length of text and the digits before a
+    numeric's point. What it would accept silently or the driver could not encode is still
+    checked.
+    """
     match kind_of(type_):
         case "bool":
             return _boolean(name)
         case "enum":
             return _enumerated(name, type_.enum_class, type_.enums)  # type: ignore[attr-defined]
         case "int":
+            # asyncpg encodes integers itself, and refuses an overflow with a bare error.
             return _integer(name, integer_bound(cast(Integer, type_)))
         case "float":
             return _float(name)
         case "decimal":
-            return _numeric(name, type_.precision, type_.scale)  # type: ignore[attr-defined]
+            precision, scale = type_.precision, type_.scale  # type: ignore[attr-defined]
+            # Without a precision the column is plain NUMERIC: any scale is kept as given.
+            digits = None if precision is None else precision - (scale or 0)
+            return _numeric(
+                name,
+                None if server_judges else digits,
+                None if precision is None else scale,
+            )
         case "datetime":
             return _timestamp(name, bool(type_.timezone))  # type: ignore[attr-defined]
         case "date":
@@ -260,23 +285,29 @@ def _type_check(name: str, type_: TypeEngine[Any]) -> Check | None:
         case "uuid":
             return _uuid(name, bool(type_.as_uuid))  # type: ignore[attr-defined]
         case "text":
-            return _text(name, type_.length)  # type: ignore[attr-defined]
+            return _text(name, None if server_judges else type_.length)  # type: ignore[attr-defined]
         case "bytes":
             return _of_type(name, (bytes, bytearray, memoryview), "bytes")
         case "array":
             item = type_.item_type  # type: ignore[attr-defined]
-            return _array(name, _type_check(f"{name}[]", item))
+            return _array(name, _type_check(f"{name}[]", item, server_judges))
         case _:
             # JSON documents (the server parses them) and types the layer does not know.
             return None
 
 
-def checker_for(column: Column[Any], name: str | None = None) -> Check:
-    """The check of one value for ``column``; ``None`` passes only where NULL may be stored."""
+def checker_for(
+    column: Column[Any], name: str | None = None, *, server_judges: bool = False
+) -> Check:
+    """The check of one value for ``column``; ``None`` passes only where NULL may be stored.
+
+    ``server_judges`` (add_many's COPY): NULL, too long text and too many digits pass, for
+    the server to refuse with the row and column named (see ``_type_check``).
+    """
     label = name or column.name
-    type_check = _type_check(label, column.type)
+    type_check = _type_check(label, column.type, server_judges)
     check: Check = type_check if type_check is not None else _anything
-    if column.nullable:
+    if column.nullable or server_judges:
         if type_check is None:
             return _anything
 
@@ -296,6 +327,11 @@ def checker_for(column: Column[Any], name: str | None = None) -> Check:
 
 def _anything(value: object) -> None:
     """The check of a value the server judges alone."""
+
+
+def accepts_anything(check: Check) -> bool:
+    """Whether ``check`` lets every value through (JSON, unknown types, NULL where allowed)."""
+    return check is _anything
 
 
 def check_keys(ids: object, what: str) -> list[Any]:
