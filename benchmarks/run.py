@@ -1,4 +1,4 @@
-"""Run the benchmarks B1..B4 from a checkout; see README "Benchmarks".
+"""Run the benchmarks B1..B5 from a checkout; see docs/benchmarks.md.
 
     python benchmarks/run.py                       # full: scale-1 dataset, 9 interleaved rounds
     python benchmarks/run.py --quick               # under 2 minutes: smaller dataset, 5 rounds
@@ -23,7 +23,7 @@ from rich.console import Console
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from asyncdal.testing import EmbeddedPostgres
-from harness import BENCHMARKS, run_benchmarks
+from harness import BENCHMARKS, NETWORK, run_benchmarks
 
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -33,7 +33,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     profile.add_argument("--quick", action="store_true", help="smaller dataset, fewer repeats")
     profile.add_argument("--smoke", action="store_true", help="tiny sizes: checks the machinery")
     parser.add_argument("--repeats", type=int, help="interleaved repeats per benchmark (>= 1)")
-    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), default=[])
+    parser.add_argument(
+        "--only", action="append", choices=sorted([*BENCHMARKS, NETWORK]), default=[]
+    )
     parser.add_argument("--output", type=Path, help="JSON results file")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:

@@ -14,6 +14,12 @@ of at most 64 KiB, and a ``lifetime`` after which it closes itself even if a tes
 - :attr:`Proxy.round_trips`: how many Sync and simple Query messages clients have sent. Each
   waits for the server's ReadyForQuery, so it is the number of round trips (a test's evidence
   that an operation costs one, not a timing).
+- ``delay``: every chunk is held that many seconds in each direction (order kept, reading not
+  paused), so 127.0.0.1 looks like a network with a round trip of ``2 * delay``. The benchmark
+  B5 runs it in a process of its own: ``python -m tests._proxy HOST PORT --delay 0.0005``
+  prints the port, then proxies until killed or ``--lifetime`` ends (:meth:`Proxy.stall_on`
+  triggers are not looked for in delayed traffic). That process's event loop
+  waits in ``select()``, which has microsecond timeouts (epoll's are whole milliseconds).
 
 Example::
 
@@ -25,10 +31,14 @@ Example::
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import collections
 import contextlib
+import selectors
 import socket
 import struct
+import sys
 from types import TracebackType
 from typing import Self
 
@@ -105,6 +115,69 @@ class _Pair:
                 task.cancel()
 
 
+class _Lateness:
+    """How late the event loop wakes up after a timer (seconds, a moving average).
+
+    A timer fires late by the OS's wake-up latency and the loop's own work (~0.1-0.3 ms on a
+    loaded machine); a delayed chunk waits that much less, so the delay it gets is, on
+    average, the one asked for instead of always more.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def observe(self, late: float) -> None:
+        self.value += 0.05 * (min(max(late, 0.0), 0.0005) - self.value)
+
+
+class _Delayed:
+    """Writes chunks to ``dst`` ``delay`` seconds after they were read, in order."""
+
+    def __init__(self, dst: asyncio.StreamWriter, delay: float, lateness: _Lateness) -> None:
+        self._dst = dst
+        self._delay = delay
+        self._lateness = lateness
+        self._loop = asyncio.get_running_loop()
+        self._queue: collections.deque[tuple[float, bytes]] = collections.deque()
+        self._ready = asyncio.Event()
+        self._task = asyncio.create_task(self._deliver())
+
+    def send(self, data: bytes) -> None:
+        self._queue.append((self._loop.time() + self._delay, data))
+        self._ready.set()
+
+    async def flush(self) -> None:
+        """Wait until everything read so far was written (an EOF keeps its place in line)."""
+        self._queue.append((self._loop.time() + self._delay, b""))
+        self._ready.set()
+        await asyncio.shield(self._task)
+
+    def cancel(self) -> None:
+        if not self._task.done():
+            self._task.cancel()
+        elif not self._task.cancelled():
+            self._task.exception()  # retrieved: the pump already ended on the same error
+
+    async def _deliver(self) -> None:
+        while True:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            due, data = self._queue[0]
+            # Never more than most of the delay: some sleep is left, so lateness is observed.
+            early = min(self._lateness.value, 0.8 * self._delay)
+            wait = due - early - self._loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                self._lateness.observe(self._loop.time() - (due - early))
+            self._queue.popleft()
+            if not data:
+                return
+            self._dst.write(data)
+            await self._dst.drain()
+
+
 class Proxy:
     """A TCP proxy from ``127.0.0.1:<port>`` to ``target_host:target_port``; see the module."""
 
@@ -115,8 +188,13 @@ class Proxy:
         *,
         max_connections: int = 32,
         lifetime: float = 60.0,
+        delay: float = 0.0,
     ) -> None:
+        if not 0.0 <= delay <= 1.0:
+            raise ValueError(f"delay must be between 0 and 1 second, got {delay!r}")
         self.target = (target_host, target_port)
+        self.delay = delay
+        self._lateness = _Lateness()
         self.max_connections = max_connections
         self.lifetime = lifetime
         self.port = 0
@@ -240,12 +318,18 @@ class Proxy:
         *,
         from_client: bool,
     ) -> None:
+        delayed = _Delayed(dst, self.delay, self._lateness) if self.delay else None
         try:
             while True:
                 data = await src.read(_CHUNK)
                 if not data:
                     break
                 await self._flowing.wait()
+                if delayed is not None:
+                    if from_client:
+                        pair.counter.feed(data)
+                    delayed.send(data)
+                    continue
                 if from_client:
                     pair.counter.feed(data)
                     trigger = next((t for t in self._triggers if t.pattern in data), None)
@@ -261,9 +345,13 @@ class Proxy:
                         await self._flowing.wait()
                 dst.write(data)
                 await dst.drain()
+            if delayed is not None:
+                await delayed.flush()
         except (OSError, asyncio.IncompleteReadError):
             pass
         finally:
+            if delayed is not None:
+                delayed.cancel()
             # One side ended (EOF, error, or a drop): end the pair. An orderly EOF is passed
             # on as a close of the other side, which is what a real network path does.
             if pair in self._pairs:
@@ -288,3 +376,29 @@ class Proxy:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _serve_forever(host: str, port: int, delay: float, lifetime: float) -> None:
+    async with Proxy(host, port, delay=delay, lifetime=lifetime, max_connections=256) as proxy:
+        print(proxy.port, flush=True)
+        await asyncio.sleep(lifetime)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m tests._proxy HOST PORT --delay S``: print the port, proxy until killed."""
+    parser = argparse.ArgumentParser(prog="python -m tests._proxy")
+    parser.add_argument("host", choices=["127.0.0.1", "::1", "localhost"])
+    parser.add_argument("port", type=int)
+    parser.add_argument("--delay", type=float, default=0.0, help="one-way delay, seconds")
+    parser.add_argument("--lifetime", type=float, default=3600.0, help="seconds, then exit")
+    args = parser.parse_args(argv)
+    loop = asyncio.SelectorEventLoop(selectors.SelectSelector())
+    try:
+        loop.run_until_complete(_serve_forever(args.host, args.port, args.delay, args.lifetime))
+    finally:
+        loop.close()
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from asyncdal.accounts import User, UserRepository
-from harness.context import BenchContext
+from harness.context import BenchContext, settings_caption
 from harness.harness import Benchmark, Contender, Outcome
 
 __all__ = ["bulk_benchmark"]
@@ -108,5 +108,6 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
             "the input rows, a gc.collect() just before the timer (so the collection the "
             "freshly built rows trigger lands in no contender's time) and the final rollback "
             "are not timed.",
+            settings_caption(ctx.db),
         ),
     )

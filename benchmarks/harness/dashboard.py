@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from asyncdal.social import SocialDashboard, SocialQueries
-from harness.context import BenchContext
+from harness.context import BenchContext, settings_caption
 from harness.harness import Benchmark, Contender, Outcome
 
 __all__ = ["dashboard_benchmark"]
@@ -98,4 +98,5 @@ def dashboard_benchmark(ctx: BenchContext) -> Benchmark:
             Contender("raw asyncpg pool + gather", raw, "hand-written SQL"),
         ],
         judge,
+        notes=(settings_caption(ctx.db),),
     )

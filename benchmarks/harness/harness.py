@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Benchmark", "Contender", "Outcome", "Stats", "run_interleaved"]
+__all__ = ["Benchmark", "Contender", "Outcome", "Sample", "Stats", "run_interleaved"]
 
 #: Does one sample of work; returns the operations done, or (operations, seconds) when it timed
 #: only part of itself (e.g. not the set-up and clean-up around a bulk insert).
@@ -81,6 +81,8 @@ class Outcome:
     target: str = ""
     target_met: bool | None = None
     notes: list[str] = field(default_factory=list)
+    #: Other measurements of the run (B5: the round trip the proxy adds, and the measured one).
+    measured: dict[str, float] = field(default_factory=dict)
 
     def by_name(self, name: str) -> Stats:
         """The stats of the contender called ``name``."""
@@ -100,6 +102,7 @@ class Outcome:
             "target": self.target,
             "target_met": self.target_met,
             "notes": self.notes,
+            "measured": self.measured,
         }
 
 
