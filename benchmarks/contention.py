@@ -7,16 +7,26 @@ products with 1 each (buyer i wants product i mod 20), through
 placed, ``InsufficientStockError``, ``ConcurrencyError`` (retries exhausted), anything else,
 the stock left, and the wall time. A correct outcome is 20 orders, 280 refusals, 0 stock left.
 
+With ``--processes N``, the 300 buyers of the 20-unit product come from N processes instead
+(``tests/_buyers.py``, started together), at SERIALIZABLE with ``db.transaction``'s defaults
+(the ``retry_for`` time budget): contention between processes, as services see it. Each run
+also gives the load average before and after it (the machine is shared).
+
     python benchmarks/contention.py            # an embedded server unless DATABASE_URL is set
+    python benchmarks/contention.py --processes 4 --runs 3
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import os
+import sys
 import time
 from collections import Counter
 from decimal import Decimal
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -27,6 +37,8 @@ from asyncdal.testing import EmbeddedPostgres
 
 BUYERS = 300
 STOCK = 20
+#: The checkout's root: the buyer processes run ``tests/_buyers.py`` from there.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _reset(db: Database, kinds: int) -> tuple[list[int], list[int]]:
@@ -83,19 +95,90 @@ async def _run(db: Database, isolation: str | None, retries: int, kinds: int) ->
     }
 
 
-async def main(url: str) -> None:
+async def _run_processes(db: Database, url: str, processes: int) -> dict[str, object]:
+    """BUYERS buyers of one STOCK-unit product, split over ``processes`` processes."""
+    (product_id,), buyers = await _reset(db, 1)
+    each = BUYERS // processes
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests._buyers",
+            url,
+            str(product_id),
+            str(buyers[p * each]),
+            str(each),
+            "SERIALIZABLE",
+            "-1",  # no count limit and the default time budget: db.transaction's defaults
+            "-1",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        for p in range(processes)
+    ]
+    outcomes: Counter[str] = Counter()
+    walls: list[float] = []
+    try:
+        for proc in procs:  # every process connected before any buys
+            assert proc.stdout is not None
+            async with asyncio.timeout(60):
+                assert (await proc.stdout.readline()).strip() == b"ready"
+        load_before = os.getloadavg()[0]
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        for proc in procs:
+            async with asyncio.timeout(600):
+                out, _ = await proc.communicate()
+            counts = json.loads(out.decode().strip().splitlines()[-1])
+            walls.append(counts.pop("wall"))
+            outcomes.update(counts)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    async with db.session() as s:
+        left = await s.scalar(text("SELECT sum(stock) FROM products"))
+        orders = await s.scalar(text("SELECT count(*) FROM orders"))
+    return {
+        "processes": f"{processes} x {each}",
+        "isolation": "SERIALIZABLE",
+        "retry budget": "default",
+        **dict(outcomes),
+        "orders in db": orders,
+        "stock left": left,
+        "slowest process s": max(walls),
+        "load before": round(load_before, 2),
+        "load after": round(os.getloadavg()[0], 2),
+    }
+
+
+async def main(url: str, processes: int, runs: int) -> None:
     await upgrade(url)
     async with Database.from_url(url) as db:
+        if processes > 1:
+            for _ in range(runs):
+                print(await _run_processes(db, url, processes), flush=True)
+            return
         for kinds in (1, 20):
             for isolation, retries in [(None, 3), ("SERIALIZABLE", 3), ("SERIALIZABLE", 10)]:
-                for _ in range(2):
+                for _ in range(runs):
                     print(await _run(db, isolation, retries, kinds), flush=True)
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--processes", type=int, default=1, help="buyer processes (1: this one)")
+    parser.add_argument("--runs", type=int, default=2, help="runs of each configuration")
+    args = parser.parse_args()
+    if BUYERS % args.processes:
+        parser.error(f"--processes must divide {BUYERS}")
     given = os.environ.get("DATABASE_URL")
     if given:
-        asyncio.run(main(given))
+        asyncio.run(main(given, args.processes, args.runs))
     else:
         with EmbeddedPostgres() as pg:
-            asyncio.run(main(pg.url))
+            asyncio.run(main(pg.url, args.processes, args.runs))
