@@ -19,6 +19,11 @@ work whose backend was killed).
 
     python benchmarks/soak.py                 # 10 minutes on an embedded server
     python benchmarks/soak.py --minutes 1 --interval 10 --kill-every 5
+    python benchmarks/soak.py --minutes 8 --tracemalloc 10   # where the memory went
+
+``--tracemalloc FRAMES`` traces Python's allocations (slower, and more memory): each line then
+also gives the traced total, and at the end the allocation sites that grew most between the
+end of the warm-up and the last interval are printed, with their tracebacks.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import os
 import random
 import sys
 import time
+import tracemalloc
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
@@ -251,6 +257,11 @@ class Soak:
         return {
             "interval": index,
             "rss_mb": round(_rss_bytes() / 2**20, 1),
+            **(
+                {"traced_mb": round(tracemalloc.get_traced_memory()[0] / 2**20, 1)}
+                if tracemalloc.is_tracing()
+                else {}
+            ),
             "open_fds": interval.peaks["open_fds"],
             "checked_out": interval.peaks["checked_out"],
             "server_backends": interval.peaks["server_backends"],
@@ -269,6 +280,18 @@ def _rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def print_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, top: int) -> None:
+    """The allocation sites that grew most from ``before`` to ``after``, with tracebacks."""
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    diff = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "traceback")
+    growth = sum(d.size_diff for d in diff) / 2**20
+    print(f"traced growth after the warm-up: {growth:+.2f} MB; the largest:", file=sys.stderr)
+    for stat in diff[:top]:
+        print(f"{stat.size_diff / 2**10:+9.1f} KiB {stat.count_diff:+7} blocks", file=sys.stderr)
+        for line in stat.traceback.format(most_recent_first=True)[:12]:
+            print(f"        {line}", file=sys.stderr)
 
 
 def flat(samples: list[dict[str, Any]], warmup: int) -> list[str]:
@@ -303,15 +326,20 @@ async def soak(
         tasks.append(asyncio.create_task(load.killer(stop, kill_every)))
         tasks.append(asyncio.create_task(load.watch(stop)))
         samples: list[dict[str, Any]] = []
+        warm: tracemalloc.Snapshot | None = None
         started = time.monotonic()
         try:
             for index in range(1, max(1, round(seconds / interval)) + 1):
                 await asyncio.sleep(max(0.0, started + index * interval - time.monotonic()))
                 samples.append(await load.sample(index))
                 print(json.dumps(samples[-1]), flush=True)
+                if tracemalloc.is_tracing() and index == warmup:
+                    warm = tracemalloc.take_snapshot()
         finally:
             stop.set()
             await asyncio.gather(*tasks)
+        if warm is not None:
+            print_growth(warm, tracemalloc.take_snapshot(), top=25)
     grown = flat(samples, warmup)
     unexpected = sum((Counter(s["unexpected"]) for s in samples), Counter())
     table = [
@@ -336,7 +364,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=24)
     parser.add_argument("--warmup", type=int, default=2, help="intervals before the check")
     parser.add_argument("--url", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument(
+        "--tracemalloc", type=int, default=0, metavar="FRAMES", help="trace allocations"
+    )
     args = parser.parse_args(argv)
+    if args.tracemalloc:
+        tracemalloc.start(args.tracemalloc)
 
     def run(url: str) -> int:
         return asyncio.run(
