@@ -6,10 +6,10 @@ import asyncio
 import inspect
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from asyncdal import ConcurrentSessionUseError, DALSession, Database
+from asyncdal import ConcurrentSessionUseError, DALSession, Database, TransactionUsageError
 from asyncdal._guard import UNGUARDED, GuardedConnection
 from asyncdal.accounts import User, UserRepository
 from asyncdal.testing.factories import UserFactory, create
@@ -175,3 +175,59 @@ async def test_a_repository_stream_refuses_other_tasks_while_it_iterates(
     assert seen >= 20
     assert outcomes == ["refused"] * seen
     assert await session.scalar(SELECT_ONE) == 1  # after the stream, the session is free
+
+
+async def _streams(s: DALSession, how: str) -> list[int]:
+    """Stream ``SELECT generate_series(1, 3)`` (or the users) one of the four ways."""
+    if how == "repository":
+        return [u.id async for u in UserRepository(s).stream()]
+    if how == "stream":
+        return [row[0] async for row in await s.stream(text("SELECT generate_series(1, 3)"))]
+    if how == "stream_scalars":
+        return [v async for v in await s.stream_scalars(text("SELECT generate_series(1, 3)"))]
+    conn = await s.connection()
+    async with conn.stream(text("SELECT generate_series(1, 3)")) as result:
+        return [row[0] async for row in result]
+
+
+@pytest.mark.parametrize("how", ["repository", "stream", "stream_scalars", "connection"])
+async def test_a_stream_in_a_read_session_is_refused_clearly_before_any_sql(
+    db: Database, how: str
+) -> None:
+    """Issue 19: a stream in db.read() failed with a bare 25P01 ("cursor cannot be created
+    outside of a transaction"), which says nothing of where a stream belongs. A read session
+    has no transaction (the read pool's autocommit): the layer refuses the stream itself."""
+    sent: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        sent.append(statement)
+
+    engine = db.read_engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        async with db.read() as s:
+            await s.connection()
+            with pytest.raises(TransactionUsageError) as refused:
+                await _streams(s, how)
+            assert sent == []
+            assert await s.scalar(SELECT_ONE) == 1  # the read session still works
+        with pytest.raises(TransactionUsageError):
+            await db.gather(lambda s: _streams(s, how))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    message = str(refused.value)
+    assert "db.read()" in message
+    assert "transaction" in message
+    assert "db.session()" in message
+    # Where a transaction exists, each way streams: db.session(), and a consistent gather.
+    async with db.session() as s:
+        assert len(await _streams(s, how)) == len(await _streams(s, how))
+    assert await db.gather(lambda s: _streams(s, "stream"), consistent=True) == ([1, 2, 3],)
+
+
+async def test_without_a_read_pool_a_stream_in_db_read_works(migrated_url: str) -> None:
+    """read_pool_size=0: db.read() runs in BEGIN READ ONLY on the main pool, so it streams."""
+    async with Database.from_url(migrated_url, read_pool_size=0) as database:
+        async with database.read() as s:
+            assert await _streams(s, "stream") == [1, 2, 3]
+            assert await _streams(s, "connection") == [1, 2, 3]

@@ -23,7 +23,8 @@ Every error the layer raises derives from :class:`AsyncDALError`, so a caller ca
     │                                  or pg_hba.conf refuses the connection)
     ├── ConcurrentSessionUseError     (one AsyncSession used by two tasks at once)
     ├── SessionClosedError            (a session used after its block ended)
-    ├── TransactionUsageError         (db.transaction misused: nested, or fn committing)
+    ├── TransactionUsageError         (db.transaction misused: nested, or fn committing; a
+    │                                  stream, which needs a transaction, in a read session)
     ├── ConfigurationError            (also a ValueError: bad URL or option)
     └── MigrationError                (the schema could not be migrated or checked)
 
@@ -254,11 +255,14 @@ class SessionClosedError(AsyncDALError):
 
 
 class TransactionUsageError(AsyncDALError):
-    """``db.transaction`` was misused: called inside another one, or ``fn`` ended it itself.
+    """A transaction was misused, or is missing where one is needed.
 
     ``db.transaction`` owns the transaction: it commits, rolls back and retries. A nested
     call would multiply the retries, and a ``commit()`` inside ``fn`` would make part of the
-    work permanent before a retry runs it again.
+    work permanent before a retry runs it again. A streamed result (``Repository.stream``,
+    ``session.stream()``) is a server-side cursor, which lives in a transaction: in a read
+    session (``db.read()``, a ``db.gather()`` read), which has none, it is refused before
+    anything is sent; stream inside ``db.session()``.
     """
 
 

@@ -37,7 +37,17 @@ from asyncdal._errors import (
 if TYPE_CHECKING:
     from asyncdal._session import DALSession
 
-__all__ = ["UNGUARDED", "GuardedConnection", "guard", "guarded_call", "managed_message"]
+__all__ = [
+    "NO_TRANSACTION",
+    "UNGUARDED",
+    "GuardedConnection",
+    "guard",
+    "guarded_call",
+    "managed_message",
+]
+
+#: ``Session.info`` key of a session that never has a transaction (the read pool's autocommit).
+NO_TRANSACTION = "asyncdal.no_transaction"
 
 # The coroutine methods of AsyncSession that are deliberately NOT guarded: the clean-up path
 # (the layer's scopes and ``AsyncSession.__aexit__`` close the session), which must always be
@@ -55,6 +65,14 @@ _Method = TypeVar("_Method", bound=Callable[..., Coroutine[Any, Any, Any]])
 def guard(method: _Method) -> _Method:
     """``method`` of ``AsyncSession``, entered through the session's door (same signature)."""
     name = method.__name__
+    if name in ("stream", "stream_scalars"):
+
+        @functools.wraps(method)
+        async def guarded_stream(self: DALSession, *args: Any, **kwargs: Any) -> Any:
+            check_can_stream(self, f"DALSession.{name}()")
+            return await guarded_call(self, name, method, args, kwargs)
+
+        return guarded_stream  # type: ignore[return-value]
 
     @functools.wraps(method)
     async def guarded(self: DALSession, *args: Any, **kwargs: Any) -> Any:
@@ -70,6 +88,22 @@ def managed_message(method: str) -> str:
         "to db.transaction, which commits when fn returns, rolls back when it raises, and "
         "may run fn again. Return from fn to commit; raise to roll back."
     )
+
+
+def check_can_stream(session: DALSession, call: str) -> None:
+    """Refuse a streamed result (a server-side cursor) in a session without a transaction.
+
+    asyncpg opens a cursor only inside a transaction; on the read pool there is none, and its
+    refusal (SQLSTATE 25P01, "cursor cannot be created outside of a transaction") would say
+    nothing of where the stream belongs. Nothing has been sent when this raises.
+    """
+    if session.info.get(NO_TRANSACTION):
+        raise TransactionUsageError(
+            f"{call} was called in a read session (db.read(), a db.gather() read): a streamed "
+            "result is a server-side cursor, which needs a transaction, and a read session "
+            "runs each statement on its own, without one. Stream inside `async with "
+            "db.session() as s:`, or read in pages (Repository.list with cursor=)."
+        )
 
 
 def _busy_message(method: str, owner: asyncio.Task[Any], intruder: asyncio.Task[Any] | None) -> str:
@@ -259,10 +293,12 @@ class GuardedConnection(AsyncConnection):
 
     def stream(self, *args: Any, **kwargs: Any) -> Any:
         """``AsyncConnection.stream``, guarded: ``await`` it or use it as ``async with``."""
+        check_can_stream(self._dal_session, "connection().stream()")
         return _StartedStream(self._call("stream", args, kwargs))
 
     def stream_scalars(self, *args: Any, **kwargs: Any) -> Any:
         """``AsyncConnection.stream_scalars``, guarded, like :meth:`stream`."""
+        check_can_stream(self._dal_session, "connection().stream_scalars()")
         return _StartedStream(self._call("stream_scalars", args, kwargs))
 
 

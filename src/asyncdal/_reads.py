@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from asyncdal._errors import AsyncDALError
+from asyncdal._guard import NO_TRANSACTION
 from asyncdal._session import DALSession, SessionScope
 
 __all__ = ["READ_ONLY", "ReadPath", "guard_read_pool", "make_read_only", "read_server_settings"]
@@ -100,7 +101,11 @@ class ReadPath:
         self.engine = engine
         self.read_pool = read_pool
         self.sessionmaker: async_sessionmaker[DALSession] = async_sessionmaker(
-            engine, class_=DALSession, expire_on_commit=False
+            engine,
+            class_=DALSession,
+            expire_on_commit=False,
+            # Autocommit on the read pool: a stream (server-side cursor) is refused clearly.
+            info={NO_TRANSACTION: True} if read_pool else None,
         )
 
     def session(
