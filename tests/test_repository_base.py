@@ -6,9 +6,11 @@ import asyncio
 import socket
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal import (
     CheckViolationError,
@@ -20,8 +22,10 @@ from asyncdal import (
     Filter,
     ForeignKeyError,
     InvalidQueryError,
+    InvalidTypeError,
     NotFoundError,
     Page,
+    ReadRepository,
 )
 from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce import Order, OrderRepository, OrderStatus, Product, ProductRepository
@@ -465,3 +469,30 @@ async def test_stream_stopped_early_leaves_the_session_usable(session: DALSessio
                 break
     assert taken == sorted(u.id for u in users)[:3]
     assert await repo.count({"id__in": [u.id for u in users]}) == 10
+
+
+@pytest.mark.parametrize("repository", [UserRepository, ProductRepository, ReadRepository])
+async def test_a_repository_refuses_a_session_that_maps_no_errors(
+    db: Database, repository: type[ReadRepository[Any]]
+) -> None:
+    """Issue 19: a plain AsyncSession (the caller's own async_sessionmaker) was accepted, and
+    since repositories do not re-wrap errors, its duplicate key reached the caller as a raw
+    sqlalchemy IntegrityError. Refused at construction, before any SQL."""
+    async with AsyncSession(db.engine) as plain:
+        for wrong in (plain, None, "session", db):
+            with pytest.raises(InvalidTypeError, match="DALSession") as refused:
+                repository(wrong)  # type: ignore[arg-type]
+            assert type(wrong).__name__ in str(refused.value)
+        assert not plain.in_transaction()  # nothing was sent
+    async with db.session() as s:
+        assert repository(s).session is s
+
+
+async def test_through_a_dal_session_the_same_mistake_is_a_layer_error(
+    committed_db: Database,
+) -> None:
+    async with committed_db.session() as s:
+        await UserRepository(s).create(username="twin", email="twin@example.org")
+    with pytest.raises(DuplicateError):
+        async with committed_db.session() as s:
+            await UserRepository(s).create(username="twin", email="twin2@example.org")

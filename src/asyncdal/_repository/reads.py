@@ -23,12 +23,11 @@ from sqlalchemy import (
     select,
     tuple_,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from asyncdal._base import Base
 from asyncdal._checks import check_limit, check_offset
 from asyncdal._error_mapping import wrap_errors
-from asyncdal._errors import InvalidQueryError, NotFoundError
+from asyncdal._errors import InvalidQueryError, InvalidTypeError, NotFoundError
 from asyncdal._repository.filters import SortKey, WhereSpec, parse_order, parse_where
 from asyncdal._repository.pagination import (
     Page,
@@ -37,6 +36,7 @@ from asyncdal._repository.pagination import (
     keyset_condition,
 )
 from asyncdal._repository.values import Check, any_of, check_keys, checker_for, describe
+from asyncdal._session import DALSession
 
 __all__ = ["M", "ReadRepository"]
 
@@ -100,8 +100,22 @@ class ReadRepository(Generic[M]):
             if frozenset(key) not in unique:
                 raise TypeError(f"{cls.__name__}.upsert_keys: no unique constraint on {key}")
 
-    def __init__(self, session: AsyncSession) -> None:
-        """Work in ``session``; the repository holds no other state."""
+    def __init__(self, session: DALSession) -> None:
+        """Work in ``session``; the repository holds no other state.
+
+        ``session`` is a :class:`DALSession`, as ``db.session()``, ``db.read()``,
+        ``db.transaction()`` and ``db.gather()`` hand out: its calls map driver errors to the
+        layer's exceptions and refuse a second task. Anything else (a plain ``AsyncSession``,
+        whose errors would reach the caller raw) is an :class:`InvalidTypeError`.
+        """
+        if not isinstance(session, DALSession):
+            raise InvalidTypeError(
+                f"{type(self).__name__} takes the DALSession that db.session(), db.read(), "
+                f"db.transaction() or db.gather() hands out, got {type(session).__name__}: "
+                "a plain AsyncSession neither maps driver errors to the layer's exceptions "
+                "nor refuses a second task (build sessions with db.sessionmaker, not your own "
+                "async_sessionmaker)"
+            )
         self.session = session
 
     # -- reads -------------------------------------------------------------------------------

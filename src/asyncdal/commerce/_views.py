@@ -11,11 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Self
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from asyncdal._checks import check_limit
 from asyncdal._database import Database
 from asyncdal._gather import Read
+from asyncdal._session import DALSession
 from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce._models import Order, Product
 from asyncdal.commerce._repositories import OrderRepository, ProductRepository
@@ -42,13 +41,13 @@ class StorefrontOverview:
         """The overview's three reads (``limit`` rows each), checked before any session opens."""
         check_limit(limit)
 
-        async def users(s: AsyncSession) -> list[User]:
+        async def users(s: DALSession) -> list[User]:
             return (await UserRepository(s).list(limit=limit)).items
 
-        async def orders(s: AsyncSession) -> list[Order]:
+        async def orders(s: DALSession) -> list[Order]:
             return (await OrderRepository(s).list(limit=limit)).items
 
-        async def products(s: AsyncSession) -> list[Product]:
+        async def products(s: DALSession) -> list[Product]:
             return (await ProductRepository(s).list(limit=limit)).items
 
         return users, orders, products
