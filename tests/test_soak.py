@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,10 @@ async def test_a_short_soak_runs_kills_backends_and_reports_each_interval(
     assert not any(line["unexpected"] for line in lines)
     for key in ("rss_mb", "open_fds", "server_backends", "p50_ms", "p99_ms"):
         assert all(line[key] > 0 for line in lines), key
+    for key in ("open_fds", "server_backends", "unaccounted"):
+        assert all(line[f"{key}_peak"] >= line[key] for line in lines), key
+    if sys.platform == "linux" and "glibc" in " ".join(platform.libc_ver()):
+        assert all(0 < line["in_use_mb"] <= line["rss_mb"] for line in lines)
     assert "after warm-up" in done.stdout
 
 
@@ -64,3 +69,17 @@ def test_the_flatness_check_flags_growth_after_the_warm_up() -> None:
     assert [g.split(":")[0] for g in flat(growing, warmup=1)] == ["rss_mb"]
     # The warm-up's own growth does not count; one sample after it cannot be judged.
     assert flat([sample(10, 1, 1), sample(90, 90, 90)], warmup=1) == []
+
+
+def test_with_the_allocators_figures_memory_is_judged_by_what_is_in_use() -> None:
+    """The RSS less the allocator's retained free heap: a leak grows it, the glibc heap's
+    free holes (RSS up, in use flat) do not."""
+    flat = _soak_module().flat
+
+    def sample(rss: float, in_use: float) -> dict[str, Any]:
+        return {"rss_mb": rss, "in_use_mb": in_use, "open_fds": 30, "server_backends": 20}
+
+    retained = [sample(70, 60), sample(80, 60), sample(85, 60.5), sample(90, 61)]
+    assert flat(retained, warmup=1) == []
+    leaking = [sample(70, 60), sample(80, 60), sample(85, 64), sample(90, 66)]
+    assert [g.split(":")[0] for g in flat(leaking, warmup=1)] == ["in_use_mb"]
