@@ -6,9 +6,19 @@ Everything else uses API common to both; a difference is decided here, by versio
 
 from __future__ import annotations
 
-import sqlalchemy
+from collections.abc import Awaitable, Callable
+from typing import Any
 
-__all__ = ["SQLALCHEMY_2_1"]
+import sqlalchemy
+import sqlalchemy.util
+
+__all__ = ["SQLALCHEMY_2_1", "await_in_greenlet"]
 
 #: SQLAlchemy 2.1 or later: ``AsyncSession.delete_all``/``merge_all`` exist.
 SQLALCHEMY_2_1: bool = tuple(int(part) for part in sqlalchemy.__version__.split(".")[:2]) >= (2, 1)
+
+#: Await a coroutine from sync code that SQLAlchemy's greenlet bridge runs (a pool's connect,
+#: an engine's dispose event). 2.1 names it ``await_``; ``await_only``, 2.0's name, goes in 2.2.
+await_in_greenlet: Callable[[Awaitable[Any]], Any] = (
+    sqlalchemy.util.await_ if SQLALCHEMY_2_1 else sqlalchemy.util.await_only
+)

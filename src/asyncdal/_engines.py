@@ -23,8 +23,9 @@ from sqlalchemy.engine import URL, Dialect
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlalchemy.util import await_only, greenlet_spawn
+from sqlalchemy.util import greenlet_spawn
 
+from asyncdal._compat import await_in_greenlet
 from asyncdal._config import Settings, timeout_ms
 from asyncdal._errors import DatabaseUnavailableError
 from asyncdal._network import install_network_hooks
@@ -169,7 +170,7 @@ def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover
                 if left <= 0:
                     raise _unavailable(exc, connect_timeout) from exc
             # The pool's connect runs in SQLAlchemy's greenlet bridge: sleep on the loop.
-            await_only(asyncio.sleep(min(backoff, left)))
+            await_in_greenlet(asyncio.sleep(min(backoff, left)))
             backoff = min(backoff * 2, _MAX_BACKOFF)
 
     @event.listens_for(engine.sync_engine, "engine_disposed")
@@ -177,7 +178,7 @@ def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover
         # AsyncEngine.dispose() runs this in SQLAlchemy's greenlet bridge: wait on the loop,
         # so no attempt is still running (and cancelled by the loop's shutdown) afterwards.
         if attempts:
-            await_only(asyncio.wait(set(attempts), timeout=connect_timeout + 1))
+            await_in_greenlet(asyncio.wait(set(attempts), timeout=connect_timeout + 1))
 
 
 def _connect_once(
@@ -197,7 +198,7 @@ def _connect_once(
     attempts.add(attempt)
     attempt.add_done_callback(attempts.discard)
     try:
-        return await_only(asyncio.shield(attempt))
+        return await_in_greenlet(asyncio.shield(attempt))
     except asyncio.CancelledError:
         attempt.add_done_callback(_close_abandoned)
         raise
