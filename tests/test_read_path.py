@@ -8,6 +8,7 @@ server.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import secrets
 from collections.abc import AsyncIterator
 from typing import cast
@@ -16,6 +17,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.events import ConnectionEvents
 from sqlalchemy.pool import QueuePool
 
 from asyncdal import DALSession, Database, ReadOnlyTransactionError, Settings
@@ -174,3 +176,24 @@ async def test_a_connection_the_server_closed_in_the_pool_is_replaced(
         await asyncio.sleep(0.05)  # the driver reads the server's goodbye on its socket
         async with db.read() as s:  # no DatabaseUnavailableError: a fresh connection
             assert await s.scalar(pid) != first
+
+
+def test_a_default_database_adds_no_connection_events() -> None:
+    # Any listener of SQLAlchemy's ConnectionEvents on an engine makes every Connection of it
+    # dispatch events on each statement: CPU on every unit of work and read. The layer's
+    # defaults need none (pool and dialect events are checked per connect or checkout only).
+    db = Database.from_url(
+        "postgresql+asyncpg://app@db1,db2/app?target_session_attrs=read-write",
+        replicas=["postgresql+asyncpg://app@db3/app"],
+        token_secret="s" * 32,
+    )
+    names = [
+        name
+        for name, member in vars(ConnectionEvents).items()
+        if inspect.isfunction(member) and not name.startswith("_")
+    ]
+    assert "engine_disposed" in names
+    assert "before_cursor_execute" in names
+    for engine in db.engines():
+        listening = {n for n in names if len(getattr(engine.sync_engine.dispatch, n))}
+        assert listening == set(), engine.url

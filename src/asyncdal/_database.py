@@ -19,7 +19,7 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from asyncdal._config import Settings
 from asyncdal._database_reads import ReadSide
-from asyncdal._engines import create_engine
+from asyncdal._engines import create_engine, settle_connects
 from asyncdal._lookups import Lookups
 from asyncdal._observe import Observer
 from asyncdal._reads import ReadPath
@@ -286,6 +286,7 @@ class Database(ReadSide):
             # open there, unused, until the garbage collector drops it.
             old = engine.sync_engine.pool
             await engine.dispose()
+            await settle_connects(engine, within=self.settings.connect_timeout + 1)
             if not event.contains(old, "checkin", _close_on_return):
                 event.listen(old, "checkin", _close_on_return)
 

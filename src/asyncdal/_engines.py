@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from typing import Any
 
 import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Dialect
+from sqlalchemy.engine import URL, Dialect, Engine
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -35,7 +36,7 @@ from asyncdal._slow_query import log_slow_queries
 from asyncdal._stats import ObservedPool
 from asyncdal._url_params import connect_args_from_url, url_query
 
-__all__ = ["create_engine"]
+__all__ = ["create_engine", "settle_connects"]
 
 
 def create_engine(
@@ -140,6 +141,21 @@ _FAILOVER_ERRORS = (
 )
 _FIRST_BACKOFF = 0.05
 _MAX_BACKOFF = 1.0
+# Each engine's connect attempts still running (see _connect_once). Kept here rather than in
+# an engine_disposed listener: any engine-level listener makes every Connection dispatch
+# events, which costs each unit of work CPU.
+_attempts: weakref.WeakKeyDictionary[Engine, set[asyncio.Future[Any]]] = weakref.WeakKeyDictionary()
+
+
+async def settle_connects(engine: AsyncEngine, *, within: float) -> None:
+    """Wait, at most ``within`` seconds, for ``engine``'s connect attempts still running.
+
+    After a dispose, so that no attempt is still running (and cancelled by the loop's
+    shutdown, its connection left open) once the database is closed.
+    """
+    attempts = _attempts.get(engine.sync_engine)
+    if attempts:
+        await asyncio.wait(set(attempts), timeout=within)
 
 
 def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover: float) -> None:
@@ -154,9 +170,10 @@ def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover
     (``asyncio.wait_for``).
 
     Each attempt runs to its end even when its caller is cancelled (see :func:`_connect_once`);
-    ``dispose()`` waits for the attempts still running (at most the connect timeout).
+    :func:`settle_connects` waits for the attempts still running.
     """
     attempts: set[asyncio.Future[Any]] = set()
+    _attempts[engine.sync_engine] = attempts
 
     @event.listens_for(engine.sync_engine, "do_connect")
     def connect(dialect: Dialect, record: ConnectionPoolEntry, cargs: Any, cparams: Any) -> Any:
@@ -172,13 +189,6 @@ def _connect_with_failover(engine: AsyncEngine, connect_timeout: float, failover
             # The pool's connect runs in SQLAlchemy's greenlet bridge: sleep on the loop.
             await_in_greenlet(asyncio.sleep(min(backoff, left)))
             backoff = min(backoff * 2, _MAX_BACKOFF)
-
-    @event.listens_for(engine.sync_engine, "engine_disposed")
-    def settle(_engine: Any) -> None:
-        # AsyncEngine.dispose() runs this in SQLAlchemy's greenlet bridge: wait on the loop,
-        # so no attempt is still running (and cancelled by the loop's shutdown) afterwards.
-        if attempts:
-            await_in_greenlet(asyncio.wait(set(attempts), timeout=connect_timeout + 1))
 
 
 def _connect_once(
