@@ -17,7 +17,7 @@ import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.events import ConnectionEvents
+from sqlalchemy.engine.events import ConnectionEvents
 from sqlalchemy.pool import QueuePool
 
 from asyncdal import DALSession, Database, ReadOnlyTransactionError, Settings
