@@ -202,15 +202,18 @@ def _decimals(allowed: frozenset[type], digits: int | None, scale: int | None) -
 
 def _strings(allowed: frozenset[type], length: int | None) -> ColumnCheck:
     def check(values: list[Any]) -> bool:
-        types = set(map(type, values))
-        if not types <= allowed:
+        present = values
+        try:
+            # join() takes nothing but strings (str subclasses too, as the check does): it
+            # stands for the set of types, at a third of the cost.
+            joined = "".join(values)
+        except TypeError:  # a NULL, or a value of another type
+            if not set(map(type, values)) <= allowed:
+                return False
+            present = list(_present(values))
+            joined = "".join(present)
+        if length is not None and present and max(map(len, present)) > length:
             return False
-        present = list(_present(values)) if _NONE in types else values
-        if not present:
-            return True
-        if length is not None and max(map(len, present)) > length:
-            return False
-        joined = "".join(present)
         if "\x00" in joined:
             return False
         if not joined.isascii():
