@@ -7,45 +7,22 @@ time, while a client without the cookie reads the lagging replica and does not.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import itertools
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
-from asyncdal import Database, upgrade
+from asyncdal import Database
 from asyncdal.accounts import User, UserRepository
 from asyncdal.fastapi import DatabaseDep, ReadYourWrites, SessionDep, lifespan
-from asyncdal.testing import EmbeddedPostgres
-from tests._cluster import Standby, requires_replication, standby
+from tests._cluster import Standby, requires_replication
+from tests._replicas import fresh, replay_paused
 
 pytestmark = requires_replication
 
 COOKIE = "asyncdal_written"
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def primary() -> Iterator[EmbeddedPostgres]:
-    with EmbeddedPostgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def replica(primary: EmbeddedPostgres) -> AsyncIterator[Standby]:
-    await upgrade(primary.url)
-    with standby(primary, apply_delay_ms=300) as server:
-        yield server
-
-
-@pytest.fixture
-async def db(primary: EmbeddedPostgres, replica: Standby) -> AsyncIterator[Database]:
-    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=5) as db:
-        yield db
 
 
 class RequestPerTask(httpx.ASGITransport):
@@ -56,8 +33,7 @@ class RequestPerTask(httpx.ASGITransport):
     """
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = super().handle_async_request(request)
-        return await asyncio.create_task(call, context=contextvars.Context())
+        return await fresh(super().handle_async_request(request))
 
 
 def make_app(db: Database) -> FastAPI:
@@ -84,8 +60,10 @@ def make_app(db: Database) -> FastAPI:
     return app
 
 
-async def test_a_client_reads_its_own_write_in_the_next_request(db: Database) -> None:
-    app = make_app(db)
+async def test_a_client_reads_its_own_write_in_the_next_request(
+    replica_db: Database, replica: Standby
+) -> None:
+    app = make_app(replica_db)
     transport = RequestPerTask(app=app)
     async with app.router.lifespan_context(app):
         for _ in range(5):
@@ -93,14 +71,18 @@ async def test_a_client_reads_its_own_write_in_the_next_request(db: Database) ->
             writer = httpx.AsyncClient(transport=transport, base_url="http://s")
             stranger = httpx.AsyncClient(transport=transport, base_url="http://s")
             async with writer, stranger:
-                created = await writer.post(f"/users/{name}")
-                assert created.status_code == 201
-                token = created.cookies.get(COOKIE)
-                assert token is not None
-                assert token.startswith("w2.")
-                # Another client, no cookie: no waiting, the lagging replica answers, unaware.
-                seen = (await stranger.get(f"/users/{name}")).json()
-                assert seen == {"on_replica": True, "found": False}
+                # The replica replays nothing until the stranger has looked, however slowly
+                # this runs: the stranger's miss is certain, not a race with the apply delay.
+                async with replay_paused(replica):
+                    created = await writer.post(f"/users/{name}")
+                    assert created.status_code == 201
+                    token = created.cookies.get(COOKIE)
+                    assert token is not None
+                    assert token.startswith("w2.")
+                    # Another client, no cookie: no waiting, the lagging replica answers,
+                    # unaware.
+                    seen = (await stranger.get(f"/users/{name}")).json()
+                    assert seen == {"on_replica": True, "found": False}
                 # The writer's next request brings the cookie back: its write is seen, on the
                 # replica, once the replica has replayed it.
                 mine = (await writer.get(f"/users/{name}")).json()
@@ -108,9 +90,9 @@ async def test_a_client_reads_its_own_write_in_the_next_request(db: Database) ->
 
 
 async def test_a_read_only_request_sets_no_cookie_and_a_bad_cookie_is_ignored(
-    db: Database,
+    replica_db: Database,
 ) -> None:
-    app = make_app(db)
+    app = make_app(replica_db)
     transport = RequestPerTask(app=app)
     async with (
         app.router.lifespan_context(app),
@@ -148,8 +130,8 @@ async def test_misuse_and_garbage_pass_through_untouched() -> None:
             assert (await client.get("/ping", headers={"cookie": header})).status_code == 200
 
 
-async def test_an_oversize_or_foreign_token_never_reaches_the_router(db: Database) -> None:
-    app = make_app(db)
+async def test_an_oversize_or_foreign_token_never_reaches_the_router(replica_db: Database) -> None:
+    app = make_app(replica_db)
     transport = RequestPerTask(app=app)
     async with (
         app.router.lifespan_context(app),

@@ -8,40 +8,20 @@ on its connection, ``text()`` DML, a data-modifying ``WITH``, and ``add_many``'s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import event, insert, select, text
 
-from asyncdal import DALSession, Database, upgrade
+from asyncdal import DALSession, Database
 from asyncdal._writes import writes
 from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce import Product, ProductRepository
-from asyncdal.testing import EmbeddedPostgres
-from tests._cluster import Standby, requires_replication, standby
+from tests._cluster import requires_replication
 
 pytestmark = requires_replication
-
-
-@pytest.fixture(scope="module")
-def primary() -> Iterator[EmbeddedPostgres]:
-    with EmbeddedPostgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def replica(primary: EmbeddedPostgres) -> AsyncIterator[Standby]:
-    await upgrade(primary.url)
-    with standby(primary, apply_delay_ms=300) as server:
-        yield server
-
-
-@pytest.fixture
-async def db(primary: EmbeddedPostgres, replica: Standby) -> AsyncIterator[Database]:
-    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=5) as db:
-        yield db
 
 
 class Primary:
@@ -72,19 +52,19 @@ async def _reads_only(s: DALSession) -> None:
 
 
 async def test_read_only_units_of_work_record_nothing_and_cost_one_checkout(
-    db: Database,
+    replica_db: Database,
 ) -> None:
-    primary = Primary(db)
+    primary = Primary(replica_db)
 
     async def in_session() -> None:
-        async with db.session() as s:
+        async with replica_db.session() as s:
             await _reads_only(s)
 
-    for run in (in_session, lambda: db.transaction(_reads_only)):
+    for run in (in_session, lambda: replica_db.transaction(_reads_only)):
         before = primary.checkouts
         await run()
         assert primary.checkouts - before == 1  # the unit of work's own, no WAL query
-        assert db.write_token() is None
+        assert replica_db.write_token() is None
 
 
 WRITES: dict[str, Callable[[DALSession], Awaitable[Any]]] = {
@@ -122,11 +102,13 @@ WRITES["add_many COPY"] = _copy
 
 @pytest.mark.parametrize("how", list(WRITES))
 @pytest.mark.parametrize("unit", ["session", "transaction"])
-async def test_every_kind_of_write_records_its_position(db: Database, how: str, unit: str) -> None:
-    primary = Primary(db)
+async def test_every_kind_of_write_records_its_position(
+    replica_db: Database, how: str, unit: str
+) -> None:
+    primary = Primary(replica_db)
     write = WRITES[how]
     if unit == "session":
-        async with db.session() as s:
+        async with replica_db.session() as s:
             await _reads_only(s)
             await write(s)
     else:
@@ -135,8 +117,8 @@ async def test_every_kind_of_write_records_its_position(db: Database, how: str, 
             await _reads_only(s)
             await write(s)
 
-        await db.transaction(work)
-    token = db.write_token()
+        await replica_db.transaction(work)
+    token = replica_db.write_token()
     assert token is not None
     assert primary.checkouts == 2  # the unit of work, then the WAL position
 

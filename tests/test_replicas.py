@@ -1,49 +1,29 @@
 """Reads on a real streaming replica, with read-your-writes by WAL position.
 
 The replica (``pg_basebackup -R``) applies WAL 300 ms late (``recovery_min_apply_delay``), so a
-row just written is visibly missing there for a while. Each read reports where it ran with
-``pg_is_in_recovery()``: true on the replica, false on the primary.
+row just written is visibly missing there for a while; a test that needs the miss holds the
+replica's replay (``replay_paused``) rather than race the delay. Each read reports where it ran
+with ``pg_is_in_recovery()``: true on the replica, false on the primary.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import func, select
 
-from asyncdal import DALSession, Database, upgrade
+from asyncdal import DALSession, Database
 from asyncdal.accounts import User
 from asyncdal.testing import EmbeddedPostgres
 from tests._cluster import Standby, requires_replication, standby
+from tests._replicas import fresh, replay_paused
 
 pytestmark = requires_replication
 
-T = TypeVar("T")
-APPLY_DELAY_MS = 300
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def primary() -> Iterator[EmbeddedPostgres]:
-    with EmbeddedPostgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def replica(primary: EmbeddedPostgres) -> AsyncIterator[Standby]:
-    await upgrade(primary.url)
-    with standby(primary, apply_delay_ms=APPLY_DELAY_MS) as server:
-        yield server
-
-
-def fresh(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Run ``coro`` in a brand-new context: another request, with no write of its own."""
-    return asyncio.create_task(coro, context=contextvars.Context())
 
 
 async def add_user(db: Database) -> str:
@@ -68,7 +48,10 @@ async def read(db: Database, name: str, after: str | None = None) -> tuple[bool,
 async def test_reads_without_a_write_go_to_the_replica_and_can_miss(
     primary: EmbeddedPostgres, replica: Standby
 ) -> None:
-    async with Database.from_url(primary.url, replicas=[replica.url]) as db:
+    async with (
+        Database.from_url(primary.url, replicas=[replica.url]) as db,
+        replay_paused(replica),  # the replica lags however long the write and read take
+    ):
         name = await fresh(add_user(db))
         on_replica, found = await fresh(read(db, name))
         # No write in this context, no token: no waiting, the lagging replica answers.
@@ -180,7 +163,10 @@ async def test_gather_reads_on_the_replica_and_honours_a_token(
 
 async def test_mixed_load_read_share(primary: EmbeddedPostgres, replica: Standby) -> None:
     """Requests that write then read, and requests that only read, side by side."""
-    async with Database.from_url(primary.url, replicas=[replica.url], replica_wait=0.05) as db:
+    async with (
+        Database.from_url(primary.url, replicas=[replica.url], replica_wait=0.05) as db,
+        replay_paused(replica),  # no write reaches the replica within replica_wait, however slow
+    ):
         places: list[bool] = []
         misses = 0
 
@@ -201,5 +187,5 @@ async def test_mixed_load_read_share(primary: EmbeddedPostgres, replica: Standby
         print(f"replica read share {share:.0%} of {len(places)} reads; RYW misses {misses}")
         assert misses == 0
         # Readers (80% of reads) never wait and use the replica; the writers' reads use the
-        # primary here, as the replica is 300 ms behind and replica_wait is 50 ms.
+        # primary here, as the replica has not replayed their writes within replica_wait.
         assert share == pytest.approx(0.8)

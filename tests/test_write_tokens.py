@@ -10,20 +10,18 @@ once. Checked on a real replica that applies WAL 300 ms late, with a long ``repl
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import func, select
 
-from asyncdal import ConfigurationError, Database, InvalidTypeError, Settings, upgrade
+from asyncdal import ConfigurationError, Database, InvalidTypeError, Settings
 from asyncdal._write_tokens import CLOCK_SKEW, MAX_AGE, TokenSigner
 from asyncdal.accounts import User
 from asyncdal.testing import EmbeddedPostgres
-from tests._cluster import Standby, requires_replication, standby
+from tests._cluster import Standby, requires_replication
+from tests._replicas import fresh
 
 SECRET = "token-secret-5d1e-9a7c-long-enough"
 FUTURE = 0xFFFF_FFF0
@@ -72,19 +70,6 @@ def test_the_secret_is_a_setting_never_shown() -> None:
         Settings.from_url("postgresql://h/db", token_secret=12345678901234567890)
 
 
-@pytest.fixture(scope="module")
-def primary() -> Iterator[EmbeddedPostgres]:
-    with EmbeddedPostgres() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-async def replica(primary: EmbeddedPostgres) -> AsyncIterator[Standby]:
-    await upgrade(primary.url)
-    with standby(primary, apply_delay_ms=300) as server:
-        yield server
-
-
 async def _where(db: Database, after: str | None) -> bool:
     """Whether a read with ``after`` ran on the replica (in a fresh context: another request)."""
 
@@ -92,7 +77,7 @@ async def _where(db: Database, after: str | None) -> bool:
         async with db.read(after=after) as s:
             return bool(await s.scalar(select(func.pg_is_in_recovery())))
 
-    return await asyncio.create_task(read(), context=contextvars.Context())
+    return await fresh(read())
 
 
 @requires_replication
@@ -113,7 +98,7 @@ async def test_forged_tokens_neither_delay_nor_pin_reads(
                 async with db.read() as s:
                     return bool(await s.scalar(select(func.pg_is_in_recovery())))
 
-            assert await asyncio.create_task(adopted(), context=contextvars.Context()), name
+            assert await fresh(adopted()), name
             gathered = await db.gather(
                 lambda s: s.scalar(select(func.pg_is_in_recovery())), after=token
             )
@@ -141,7 +126,7 @@ async def test_a_signed_token_carries_a_write_to_another_process(
                     s.add(User(username=name, email=f"{name}@example.org"))
                 return writer.write_token()
 
-            token = await asyncio.create_task(write(), context=contextvars.Context())
+            token = await fresh(write())
             assert token is not None
             assert token.startswith("w2.")
 
@@ -151,7 +136,7 @@ async def test_a_signed_token_carries_a_write_to_another_process(
                     found = await s.scalar(select(func.count()).where(User.username == name))
                     return bool(where), int(found or 0)
 
-            assert await asyncio.create_task(read(), context=contextvars.Context()) == (True, 1)
+            assert await fresh(read()) == (True, 1)
 
             async def only_reads(token: str = token) -> str | None:
                 reader.read_after(token)
@@ -160,7 +145,7 @@ async def test_a_signed_token_carries_a_write_to_another_process(
                 return reader.write_token()
 
             # A request that only read hands back the very token it came with (no new cookie).
-            assert await asyncio.create_task(only_reads(), context=contextvars.Context()) == token
+            assert await fresh(only_reads()) == token
         assert reader.stats().write_tokens_ignored_total == 0
 
 
