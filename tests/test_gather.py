@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import asyncpg
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
@@ -26,15 +27,37 @@ from asyncdal.social import ProfileQueries
 pytestmark = pytest.mark.committed
 
 PID = text("SELECT pg_backend_pid()")
-# A backend, when its statement started and when its sleep ended, by the server's clock.
-SLEEP_SPAN = text(
-    "SELECT pg_backend_pid(), statement_timestamp(), (SELECT clock_timestamp() FROM pg_sleep(:s))"
+# An advisory lock the test holds while reads wait on it (a key no other test takes).
+LOCK_KEY = 0x6761_7468
+# A backend, when its statement started and when its wait for the lock ended, by the server's
+# clock. A transaction-level shared lock: it goes when the read's transaction does.
+LOCK_SPAN = text(
+    "SELECT pg_backend_pid(), statement_timestamp(),"
+    " (SELECT clock_timestamp() FROM pg_advisory_xact_lock_shared(:k))"
 )
+# How many backends wait for the test's lock right now (a bigint key below 2**32 is classid 0,
+# objid key, objsubid 1 in pg_locks).
+LOCK_WAITERS = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory' AND NOT granted AND classid = 0 AND objid = $1 AND objsubid = 1
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
 
 
 async def _span(s: DALSession) -> tuple[int, Any, Any]:
-    row = (await s.execute(SLEEP_SPAN.bindparams(s=0.2))).one()
+    row = (await s.execute(LOCK_SPAN.bindparams(k=LOCK_KEY))).one()
     return int(row[0]), row[1], row[2]
+
+
+async def _waiters(conn: asyncpg.Connection, wanted: int, reads: asyncio.Task[Any]) -> int:
+    """Poll (bounded) until ``wanted`` backends wait for the lock at once, or the reads ended."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    waiting = 0
+    while waiting < wanted and not reads.done() and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+        waiting = int(await conn.fetchval(LOCK_WAITERS, LOCK_KEY))
+    return waiting
 
 
 async def _pid_after_sleep(s: DALSession, seconds: float) -> int:
@@ -59,15 +82,29 @@ async def test_results_come_back_in_order_each_read_in_its_own_session(db: Datab
     assert cast(QueuePool, db.read_engine.pool).checkedout() == 0
 
 
-async def test_eight_sleeps_run_at_once_on_eight_backends(db: Database) -> None:
-    # The server's own clock is the evidence: each read reports when its sleep started and
-    # ended on its backend. Run one after another, every start would follow the previous end.
-    spans = await db.gather(*[_span] * 8)
+async def test_eight_reads_wait_at_once_on_eight_backends(db: Database, dsn: str) -> None:
+    # The server is the evidence, however slowly the reads get going: each waits for a lock the
+    # test holds, and the test lets go only once pg_locks shows all eight waiting at the same
+    # time. Run one after another (or fewer at once), never eight would wait, and the bounded
+    # poll ends with fewer.
+    holder = await asyncpg.connect(dsn)
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1)", LOCK_KEY)
+        reads = asyncio.create_task(db.gather(*[_span] * 8))
+        try:
+            waiting = await _waiters(holder, 8, reads)
+        finally:
+            await holder.execute("SELECT pg_advisory_unlock($1)", LOCK_KEY)
+            spans = await reads
+    finally:
+        await holder.close()
+    assert waiting == 8
     pids = {pid for pid, _, _ in spans}
     assert len(pids) == 8
+    # And by the server's clock: every read had started before any of them finished.
     latest_start = max(start for _, start, _ in spans)
     earliest_end = min(end for _, _, end in spans)
-    assert latest_start < earliest_end  # all eight sleeps overlapped on the server
+    assert latest_start < earliest_end
 
 
 async def test_reads_are_read_only_and_never_committed(committed_db: Database) -> None:
