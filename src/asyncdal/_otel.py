@@ -16,6 +16,7 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("asyncdal.otel needs OpenTelemetry: pip install 'asyncdal[otel]'") from exc
 
+from asyncdal._cursor_events import cursor_listener
 from asyncdal._database import Database
 from asyncdal._error_mapping import sqlstate_of, translate_error
 from asyncdal._observe import GatherTrace, TransactionTrace
@@ -222,8 +223,8 @@ class _StatementTracer:
     def install(self) -> list[tuple[str, Any]]:
         """Listen on every engine of the database; the listeners, for :meth:`uninstrument`."""
         listeners: list[tuple[str, Any]] = [
-            ("before_cursor_execute", self._started),
-            ("after_cursor_execute", self._finished),
+            ("before_cursor_execute", cursor_listener(self._started)),
+            ("after_cursor_execute", cursor_listener(self._finished)),
             ("handle_error", self._failed),
         ]
         for engine in _engines(self._db):
@@ -231,15 +232,7 @@ class _StatementTracer:
                 event.listen(engine, identifier, listener)
         return listeners
 
-    def _started(
-        self,
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
+    def _started(self, conn: Connection, statement: str, context: Any) -> None:
         operation = statement.lstrip().split(None, 1)[0].upper() if statement.strip() else "SQL"
         attributes = {
             **self._attributes,
@@ -256,15 +249,7 @@ class _StatementTracer:
             operation + self._name_suffix, kind=SpanKind.CLIENT, attributes=attributes
         )
 
-    def _finished(
-        self,
-        conn: Connection,
-        cursor: Any,
-        statement: str,
-        parameters: Any,
-        context: Any,
-        executemany: bool,
-    ) -> None:
+    def _finished(self, conn: Connection, statement: str, context: Any) -> None:
         span: Span | None = conn.info.pop(self._KEY, None)
         if span is not None:
             span.end()

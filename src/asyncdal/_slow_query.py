@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
+from asyncdal._cursor_events import cursor_listener
+
 __all__ = ["SLOW_QUERY_LOGGER", "log_slow_queries"]
 
 #: The logger slow statements are written to, at WARNING.
@@ -34,18 +36,15 @@ def log_slow_queries(engine: Engine, threshold: float) -> None:
     when the slow statement failed.
     """
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def started(
-        conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
-    ) -> None:
+    def started(conn: Connection, statement: str, context: Any) -> None:
         if context is not None:
             setattr(context, _STARTED, time.perf_counter())
 
-    @event.listens_for(engine, "after_cursor_execute")
-    def finished(
-        conn: Connection, cursor: Any, statement: str, params: Any, context: Any, many: bool
-    ) -> None:
+    def finished(conn: Connection, statement: str, context: Any) -> None:
         _report(context, statement, threshold, failed=None)
+
+    event.listen(engine, "before_cursor_execute", cursor_listener(started))
+    event.listen(engine, "after_cursor_execute", cursor_listener(finished))
 
     @event.listens_for(engine, "handle_error")
     def failed(exception_context: ExceptionContext) -> None:

@@ -27,6 +27,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
+from asyncdal._cursor_events import cursor_listener
+
 __all__ = ["WATCH_WRITES", "connected", "mark_written", "watch_writes", "wrote"]
 
 _CONNECTED = "asyncdal.connected"
@@ -83,16 +85,9 @@ def _began(session: Session, transaction: SessionTransaction, connection: Connec
     info[_CONNECTED] = True
     if info.get(_WATCH) and not info.get(_WROTE):
 
-        def executed(
-            conn: Connection,
-            cursor: Any,
-            statement: str,
-            parameters: Any,
-            context: Any,
-            executemany: bool,
-        ) -> None:
+        def executed(conn: Connection, statement: str, context: Any) -> None:
             if not info.get(_WROTE) and writes(statement):
                 info[_WROTE] = True
 
         # On this connection only (a new Connection per transaction of the session).
-        event.listen(connection, "after_cursor_execute", executed)
+        event.listen(connection, "after_cursor_execute", cursor_listener(executed))
