@@ -214,6 +214,13 @@ def _private_imports(code: str) -> list[str]:
     return found
 
 
+# An import line anywhere in the docs (prose, blocks of any language) of a private module or
+# a private name: the first name of a ``from`` import, as the line alone cannot be parsed.
+_PRIVATE_IMPORT_LINE = re.compile(
+    r"^\s*(?:from|import)\s+asyncdal(?:\.\w+)*(?:\._|\s+import\s+\(?\s*_)(?!_)"
+)
+
+
 def test_private_imports_are_found() -> None:
     assert _private_imports("from asyncdal._migrate import upgrade\nimport asyncdal") == [
         "line 1: asyncdal._migrate",
@@ -222,7 +229,24 @@ def test_private_imports_are_found() -> None:
     assert _private_imports("from asyncdal.testing import _plugin") == [
         "line 1: asyncdal.testing._plugin"
     ]
+    assert _private_imports("from asyncdal import Database, _version") == [
+        "line 1: asyncdal._version"
+    ]
     assert _private_imports("from asyncdal.alembic import async_url") == []
+    for line in (
+        "import asyncdal._writes",
+        "  from asyncdal.testing._plugin import x",
+        "from asyncdal import _version",
+        "from asyncdal.testing import (_plugin,",
+    ):
+        assert _PRIVATE_IMPORT_LINE.search(line), line
+    for line in (
+        "import asyncdal",
+        "from asyncdal import __version__",
+        "from asyncdal.testing import plugin",
+        "see asyncdal._writes",
+    ):
+        assert not _PRIVATE_IMPORT_LINE.search(line), line
 
 
 def test_the_examples_and_the_docs_use_public_names_only() -> None:
@@ -236,4 +260,10 @@ def test_the_examples_and_the_docs_use_public_names_only() -> None:
         for hit in _private_imports(path.read_text())
     ]
     found += [f"{block.id} {hit}" for block in PYTHON for hit in _private_imports(block.code)]
+    found += [
+        f"{path.relative_to(ROOT)}:{number} {line.strip()}"
+        for path in documentation_files()
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if _PRIVATE_IMPORT_LINE.search(line)
+    ]
     assert found == []
