@@ -23,16 +23,21 @@ import asyncio
 import json
 import os
 import sys
-import time
 from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
 from sqlalchemy import text
 
-from asyncdal import ConcurrencyError, Database, upgrade
+# `python benchmarks/contention.py` puts benchmarks/ on sys.path: the buyer loop comes from
+# the checkout's root (tests/_buyers.py, which the multi-process runs and the test run too).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests._buyers import buy_all
+
+from asyncdal import Database, upgrade
 from asyncdal.accounts import User
-from asyncdal.commerce import InsufficientStockError, OrderRepository, Product
+from asyncdal.commerce import Product
 from asyncdal.testing import EmbeddedPostgres
 
 BUYERS = 300
@@ -60,27 +65,8 @@ async def _reset(db: Database, kinds: int) -> tuple[list[int], list[int]]:
 
 async def _run(db: Database, isolation: str | None, retries: int, kinds: int) -> dict[str, object]:
     product_ids, buyers = await _reset(db, kinds)
-    outcomes: Counter[str] = Counter()
-
-    async def buy(user_id: int) -> None:
-        product_id = product_ids[user_id % kinds]
-        try:
-            await db.transaction(
-                lambda s: OrderRepository(s).place(user_id, {product_id: 1}),
-                isolation=isolation,
-                retries=retries,
-            )
-            outcomes["placed"] += 1
-        except InsufficientStockError:
-            outcomes["sold out"] += 1
-        except ConcurrencyError:
-            outcomes["ConcurrencyError"] += 1
-        except Exception as exc:
-            outcomes[type(exc).__name__] += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(buy(u) for u in buyers))
-    elapsed = time.perf_counter() - start
+    wanted = [(user_id, product_ids[user_id % kinds]) for user_id in buyers]
+    outcomes, elapsed = await buy_all(db, wanted, isolation=isolation, retries=retries)
     async with db.session() as s:
         left = await s.scalar(text("SELECT sum(stock) FROM products"))
         orders = await s.scalar(text("SELECT count(*) FROM orders"))

@@ -1,4 +1,8 @@
-"""One process of buyers for the multi-process contention test (and its measurement).
+"""Buyers of one unit each, all at once: the contention test's processes and the benchmark.
+
+:func:`buy_all` is the one buyer loop: ``benchmarks/contention.py`` runs it in its own process,
+and this module runs it as one process of the multi-process contention test (and its
+measurement):
 
     python -m tests._buyers URL PRODUCT_ID FIRST_USER_ID COUNT ISOLATION RETRIES RETRY_FOR
 
@@ -15,9 +19,46 @@ import json
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 
 from asyncdal import ConcurrencyError, Database
 from asyncdal.commerce import InsufficientStockError, OrderRepository
+
+
+async def buy_all(
+    db: Database,
+    orders: Sequence[tuple[int, int]],
+    *,
+    isolation: str | None = None,
+    retries: int | None = None,
+    retry_for: float | None = None,
+) -> tuple[Counter[str], float]:
+    """Each ``(user_id, product_id)`` orders one unit in its own ``db.transaction``, all at
+    once; the outcomes ("placed", "sold out", "ConcurrencyError" when retries ran out, or any
+    other exception's class name) and the wall time in seconds. ``retry_for``: the default
+    time budget when ``None``."""
+    outcomes: Counter[str] = Counter()
+    budget = {} if retry_for is None else {"retry_for": retry_for}
+
+    async def buy(user_id: int, product_id: int) -> None:
+        try:
+            await db.transaction(
+                lambda s: OrderRepository(s).place(user_id, {product_id: 1}),
+                isolation=isolation,
+                retries=retries,
+                **budget,
+            )
+            outcomes["placed"] += 1
+        except InsufficientStockError:
+            outcomes["sold out"] += 1
+        except ConcurrencyError:
+            outcomes["ConcurrencyError"] += 1
+        except Exception as exc:  # counted: the test fails on any of these
+            outcomes[type(exc).__name__] += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(buy(user_id, product_id) for user_id, product_id in orders))
+    return outcomes, time.perf_counter() - start
 
 
 async def main(
@@ -34,27 +75,10 @@ async def main(
             await s.connection()
         print("ready", flush=True)
         await asyncio.to_thread(sys.stdin.readline)
-        outcomes: Counter[str] = Counter()
-
-        async def buy(user_id: int) -> None:
-            try:
-                await db.transaction(
-                    lambda s: OrderRepository(s).place(user_id, {product_id: 1}),
-                    isolation=isolation,
-                    retries=retries,
-                    **({} if retry_for is None else {"retry_for": retry_for}),
-                )
-                outcomes["placed"] += 1
-            except InsufficientStockError:
-                outcomes["sold out"] += 1
-            except ConcurrencyError:
-                outcomes["ConcurrencyError"] += 1
-            except Exception as exc:  # counted, and the test fails on any of these
-                outcomes[type(exc).__name__] += 1
-
-        start = time.perf_counter()
-        await asyncio.gather(*(buy(first + i) for i in range(count)))
-        wall = time.perf_counter() - start
+        orders = [(first + i, product_id) for i in range(count)]
+        outcomes, wall = await buy_all(
+            db, orders, isolation=isolation, retries=retries, retry_for=retry_for
+        )
         print(json.dumps({**outcomes, "wall": round(wall, 3)}), flush=True)
 
 
