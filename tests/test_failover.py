@@ -31,6 +31,7 @@ from asyncdal import (
 from asyncdal.accounts import User
 from asyncdal.social import SocialDashboard
 from asyncdal.testing import EmbeddedPostgres
+from tests._backends import terminate_backend
 from tests._cluster import Standby, requires_replication, sync_pair
 
 pytestmark = requires_replication
@@ -233,16 +234,6 @@ async def test_a_unit_of_work_never_gets_a_pooled_connection_the_server_closed(
     async with Database.from_url(migrated_url, pool_size=1, max_overflow=0) as db:
         async with db.session() as s:
             first = await s.scalar(text("SELECT pg_backend_pid()"))
-        admin = await asyncpg.connect(dsn)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first) is True
-            gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
-            for _ in range(100):  # bounded: until the backend has ended
-                if await admin.fetchval(gone, first):
-                    break
-                await asyncio.sleep(0.02)
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.05)  # the driver reads the server's goodbye on its socket
+        await terminate_backend(dsn, first)
         async with db.session() as s:  # no DatabaseUnavailableError: a fresh connection
             assert await s.scalar(text("SELECT pg_backend_pid()")) != first

@@ -7,13 +7,11 @@ server.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import secrets
 from collections.abc import AsyncIterator
 from typing import cast
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -21,6 +19,7 @@ from sqlalchemy.engine.events import ConnectionEvents
 from sqlalchemy.pool import QueuePool
 
 from asyncdal import DALSession, Database, ReadOnlyTransactionError, Settings
+from tests._backends import terminate_backend
 from tests._proxy import Proxy
 
 ONE_ROW = text("SELECT 1")
@@ -163,17 +162,7 @@ async def test_a_connection_the_server_closed_in_the_pool_is_replaced(
         pid = text("SELECT pg_backend_pid()")
         async with db.read() as s:
             first = await s.scalar(pid)
-        admin = await asyncpg.connect(dsn)
-        try:
-            assert await admin.fetchval("SELECT pg_terminate_backend($1)", first) is True
-            gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $1"
-            for _ in range(100):  # bounded: until the backend has ended
-                if await admin.fetchval(gone, first):
-                    break
-                await asyncio.sleep(0.02)
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.05)  # the driver reads the server's goodbye on its socket
+        await terminate_backend(dsn, first)
         async with db.read() as s:  # no DatabaseUnavailableError: a fresh connection
             assert await s.scalar(pid) != first
 
