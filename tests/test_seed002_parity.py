@@ -1,8 +1,6 @@
 """Seed 002's own SQL and ``SocialQueries`` agree row for row on a seeded dataset.
 
-The seed's three statements are copied from /work/shared/seeds/002_*.txt with only the table
-and column names adapted (``tw_users`` -> ``users``, ``tw_tweets`` -> ``posts``,
-``tw_tweet_hashtags.tweet_id`` -> ``post_hashtags.post_id``, ``user_id`` -> ``author_id``).
+The seed's three statements are in tests/_seed002.py (its table and column names adapted).
 Both run on the same connection in one transaction, so ``NOW()`` is the same instant for both.
 
 The seed orders by the count alone; ``SocialQueries`` breaks ties (by id, by tag). So rows are
@@ -21,34 +19,10 @@ import pytest
 from asyncdal import DALSession, Database
 from asyncdal.social import SocialQueries
 from asyncdal.testing import load_dataset
+from tests._seed002 import SEED_STATS, SEED_TOP_USERS, SEED_TRENDING
 
 pytestmark = pytest.mark.committed
 
-SEED_TOP_USERS = """
-SELECT username, follower_count, verified
-FROM users
-ORDER BY follower_count DESC
-LIMIT $1
-"""
-SEED_TRENDING = """
-SELECT h.tag, COUNT(*) AS tweet_count
-FROM hashtags h
-JOIN post_hashtags th ON th.hashtag_id = h.id
-JOIN posts t ON t.id = th.post_id
-WHERE t.created_at >= NOW() - ($1 || ' days')::INTERVAL
-GROUP BY h.tag
-ORDER BY tweet_count DESC
-LIMIT 10
-"""
-SEED_STATS = """
-SELECT
-COUNT(*) AS total_tweets,
-COUNT(DISTINCT author_id) AS active_users,
-SUM(like_count) AS total_likes,
-AVG(like_count) AS avg_likes
-FROM posts
-WHERE created_at >= NOW() - INTERVAL '7 days'
-"""
 # Everything the boundary check needs: all rows of a count, to check ties against.
 ALL_USERS = "SELECT username, follower_count, verified FROM users"
 ALL_TRENDING = SEED_TRENDING.replace("LIMIT 10", "")

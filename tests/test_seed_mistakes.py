@@ -19,53 +19,24 @@ from sqlalchemy.pool import QueuePool
 from asyncdal import ConcurrentSessionUseError, Database
 from asyncdal.accounts import User
 from asyncdal.social import SocialDashboard
+from tests._seed002 import SEED_STATS, SEED_TOP_USERS, SEED_TRENDING
 
 pytestmark = pytest.mark.committed
 
 
-# Seed 002's three queries, as written there, with the seed's table names mapped to ours.
+# Seed 002's three queries, as written there (its SQL: tests/_seed002.py).
 async def get_top_users(conn: asyncpg.Connection, limit: int = 10) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """
-        SELECT username, follower_count, verified
-        FROM users
-        ORDER BY follower_count DESC
-        LIMIT $1
-        """,
-        limit,
-    )
+    rows = await conn.fetch(SEED_TOP_USERS, limit)
     return [dict(r) for r in rows]
 
 
 async def get_trending_hashtags(conn: asyncpg.Connection, days: int = 7) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        """
-        SELECT h.tag, COUNT(*) AS tweet_count
-        FROM hashtags h
-        JOIN post_hashtags th ON th.hashtag_id = h.id
-        JOIN posts t ON t.id = th.post_id
-        WHERE t.created_at >= NOW() - ($1 || ' days')::INTERVAL
-        GROUP BY h.tag
-        ORDER BY tweet_count DESC
-        LIMIT 10
-        """,
-        str(days),
-    )
+    rows = await conn.fetch(SEED_TRENDING, str(days))
     return [dict(r) for r in rows]
 
 
 async def get_platform_stats(conn: asyncpg.Connection) -> dict[str, Any]:
-    row = await conn.fetchrow(
-        """
-        SELECT
-        COUNT(*) AS total_tweets,
-        COUNT(DISTINCT author_id) AS active_users,
-        SUM(like_count) AS total_likes,
-        AVG(like_count) AS avg_likes
-        FROM posts
-        WHERE created_at >= NOW() - INTERVAL '7 days'
-        """
-    )
+    row = await conn.fetchrow(SEED_STATS)
     return dict(row)
 
 
