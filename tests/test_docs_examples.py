@@ -40,7 +40,7 @@ import pytest_asyncio
 from sqlalchemy.engine import make_url
 
 from asyncdal import upgrade
-from asyncdal.testing.plugin import to_dsn
+from asyncdal.testing.plugin import fresh_database, to_dsn
 
 ROOT = Path(__file__).resolve().parents[1]
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<info>[^`]*)$")
@@ -132,18 +132,10 @@ def test_a_fragment_is_part_of_the_file_it_names(block: Block) -> None:
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def template(server_url: str) -> AsyncIterator[str]:
     """A migrated database that each block's own database is copied from."""
-    name = f"asyncdal_docs_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(to_dsn(server_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            url = make_url(server_url).set(database=name)
-            await upgrade(url.render_as_string(hide_password=False))
-            yield name
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with fresh_database(server_url, "asyncdal_docs") as url:
+        assert url is not None, "the role may not CREATE DATABASE"
+        await upgrade(url)
+        yield str(make_url(url).database)
 
 
 @pytest_asyncio.fixture(loop_scope="session")
