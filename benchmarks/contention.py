@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import sys
-from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
@@ -33,7 +31,7 @@ from sqlalchemy import text
 # the checkout's root (tests/_buyers.py, which the multi-process runs and the test run too).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests._buyers import buy_all
+from tests._buyers import buy_all, run_processes
 
 from asyncdal import Database, upgrade
 from asyncdal.accounts import User
@@ -42,8 +40,6 @@ from asyncdal.testing import EmbeddedPostgres
 
 BUYERS = 300
 STOCK = 20
-#: The checkout's root: the buyer processes run ``tests/_buyers.py`` from there.
-ROOT = Path(__file__).resolve().parents[1]
 
 
 async def _reset(db: Database, kinds: int) -> tuple[list[int], list[int]]:
@@ -85,47 +81,12 @@ async def _run_processes(db: Database, url: str, processes: int) -> dict[str, ob
     """BUYERS buyers of one STOCK-unit product, split over ``processes`` processes."""
     (product_id,), buyers = await _reset(db, 1)
     each = BUYERS // processes
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests._buyers",
-            url,
-            str(product_id),
-            str(buyers[p * each]),
-            str(each),
-            "SERIALIZABLE",
-            "-1",  # no count limit and the default time budget: db.transaction's defaults
-            "-1",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=ROOT,
-        )
-        for p in range(processes)
-    ]
-    outcomes: Counter[str] = Counter()
-    walls: list[float] = []
-    try:
-        for proc in procs:  # every process connected before any buys
-            assert proc.stdout is not None
-            async with asyncio.timeout(60):
-                assert (await proc.stdout.readline()).strip() == b"ready"
-        load_before = os.getloadavg()[0]
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
-        for proc in procs:
-            async with asyncio.timeout(600):
-                out, _ = await proc.communicate()
-            counts = json.loads(out.decode().strip().splitlines()[-1])
-            walls.append(counts.pop("wall"))
-            outcomes.update(counts)
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    load: list[float] = []
+    firsts = [buyers[p * each] for p in range(processes)]
+    # No count limit and the default time budget: db.transaction's defaults.
+    outcomes, walls = await run_processes(
+        url, product_id, firsts, each, on_ready=lambda: load.append(os.getloadavg()[0])
+    )
     async with db.session() as s:
         left = await s.scalar(text("SELECT sum(stock) FROM products"))
         orders = await s.scalar(text("SELECT count(*) FROM orders"))
@@ -137,7 +98,7 @@ async def _run_processes(db: Database, url: str, processes: int) -> dict[str, ob
         "orders in db": orders,
         "stock left": left,
         "slowest process s": max(walls),
-        "load before": round(load_before, 2),
+        "load before": round(load[0], 2),
         "load after": round(os.getloadavg()[0], 2),
     }
 

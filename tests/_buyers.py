@@ -1,8 +1,8 @@
 """Buyers of one unit each, all at once: the contention test's processes and the benchmark.
 
 :func:`buy_all` is the one buyer loop: ``benchmarks/contention.py`` runs it in its own process,
-and this module runs it as one process of the multi-process contention test (and its
-measurement):
+and this module runs it as one process of the multi-process contention test and measurement
+(:func:`run_processes` starts them):
 
     python -m tests._buyers URL PRODUCT_ID FIRST_USER_ID COUNT ISOLATION RETRIES RETRY_FOR
 
@@ -19,10 +19,14 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from asyncdal import ConcurrencyError, Database
 from asyncdal.commerce import InsufficientStockError, OrderRepository
+
+#: The checkout's root, where ``python -m tests._buyers`` runs.
+ROOT = Path(__file__).resolve().parents[1]
 
 
 async def buy_all(
@@ -59,6 +63,67 @@ async def buy_all(
     start = time.perf_counter()
     await asyncio.gather(*(buy(user_id, product_id) for user_id, product_id in orders))
     return outcomes, time.perf_counter() - start
+
+
+async def run_processes(
+    url: str,
+    product_id: int,
+    firsts: Sequence[int],
+    count: int,
+    *,
+    isolation: str = "SERIALIZABLE",
+    retries: int | None = None,
+    retry_for: float | None = None,
+    on_ready: Callable[[], object] | None = None,
+    finish_within: float = 600,
+) -> tuple[Counter[str], list[float]]:
+    """One buyer process (this module) per user id in ``firsts``, each with ``count`` buyers
+    from that id on, all told to start at once (``on_ready`` runs just before); their summed
+    outcomes and each process's wall time. Every process is killed if anything fails."""
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests._buyers",
+            url,
+            str(product_id),
+            str(first),
+            str(count),
+            isolation,
+            str(-1 if retries is None else retries),
+            str(-1 if retry_for is None else retry_for),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        for first in firsts
+    ]
+    outcomes: Counter[str] = Counter()
+    walls: list[float] = []
+    try:
+        for proc in procs:  # every process connected before any buys
+            assert proc.stdout is not None
+            async with asyncio.timeout(60):
+                assert (await proc.stdout.readline()).strip() == b"ready"
+        if on_ready is not None:
+            on_ready()
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write(b"go\n")
+            await proc.stdin.drain()
+        for proc in procs:
+            async with asyncio.timeout(finish_within):
+                out, _ = await proc.communicate()
+            assert proc.returncode == 0
+            counts = json.loads(out.decode().strip().splitlines()[-1])
+            walls.append(counts.pop("wall"))
+            outcomes.update(counts)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    return outcomes, walls
 
 
 async def main(

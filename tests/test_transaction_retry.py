@@ -9,12 +9,9 @@ and the error says so. Conflicts retry for ``retry_for`` seconds, not a fixed co
 from __future__ import annotations
 
 import asyncio
-import json
 import math
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text, update
@@ -29,6 +26,7 @@ from asyncdal import (
 from asyncdal._transaction import BACKOFF_MAX
 from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce import Product
+from tests._buyers import run_processes
 
 
 async def _terminate(db: Database, pid: int) -> None:
@@ -204,47 +202,10 @@ async def contend(
         s.add_all(users)
         await s.flush()
         product_id, first = product.id, min(u.id for u in users)
-    procs = [
-        await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "tests._buyers",
-            url,
-            str(product_id),
-            str(first + p * BUYERS),
-            str(BUYERS),
-            "SERIALIZABLE",
-            str(retries if retries is not None else -1),
-            str(retry_for if retry_for is not None else -1),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=Path(__file__).parent.parent,
-        )
-        for p in range(PROCESSES)
-    ]
-    try:
-        for proc in procs:
-            assert proc.stdout is not None
-            async with asyncio.timeout(60):
-                assert (await proc.stdout.readline()).strip() == b"ready"
-        for proc in procs:
-            assert proc.stdin is not None
-            proc.stdin.write(b"go\n")
-            await proc.stdin.drain()
-        totals: Counter[str] = Counter()
-        walls: list[float] = []
-        for proc in procs:
-            async with asyncio.timeout(300):
-                out, _ = await proc.communicate()
-            assert proc.returncode == 0
-            outcome = json.loads(out.decode().strip().splitlines()[-1])
-            walls.append(outcome.pop("wall"))
-            totals.update(outcome)
-    finally:
-        for proc in procs:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+    firsts = [first + p * BUYERS for p in range(PROCESSES)]
+    totals, walls = await run_processes(
+        url, product_id, firsts, BUYERS, retries=retries, retry_for=retry_for, finish_within=300
+    )
     wall = max(walls)
     async with db.session() as s:
         assert await s.scalar(select(Product.stock).where(Product.id == product_id)) == 0
