@@ -3,14 +3,15 @@
 A read outside a unit of work (``db.gather`` without ``consistent``, ``db.get``,
 ``db.get_many``) writes nothing and commits nothing, so running it again is safe. When its
 connection is lost while it runs (the server stopped, was killed, or is being switched over by
-an HA manager), it runs once more in a new session: the read path then picks a server again
-(another replica, or the primary the URL's host list leads to once the failover is done; the
-connect waits for one up to ``Settings.failover_timeout``). A failure to connect at all, an
-exhausted pool, authentication and the caller's own exceptions are not retried.
+an HA manager), it runs again in a new session after a short backoff: the read path then picks
+a server again (another replica, or the primary the URL's host list leads to once the failover
+is done; the connect waits for one up to ``Settings.failover_timeout``). A failure to connect
+at all, an exhausted pool, authentication and the caller's own exceptions are not retried.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -23,9 +24,12 @@ __all__ = ["READ_RETRIES", "connection_lost_mid_read", "retry_lost_reads"]
 
 T = TypeVar("T")
 
-#: Runs of a read after the first one when its connection dies: a switchover can end one
-#: connection on the old primary, and a second if the read lands on a server still stopping.
-READ_RETRIES = 2
+#: Runs of a read after the first one when its connection dies. A switchover ends every pooled
+#: connection to the old primary, and the client notices each only when the loop reads its
+#: socket: a loaded process may hand a read a few dead ones in a row before that.
+READ_RETRIES = 5
+#: The first backoff between runs, doubled each time (10, 20, 40, 80, 160 ms: 0.3 s in all).
+_FIRST_BACKOFF = 0.01
 
 # Connect-time refusals that a new connection would meet again at once.
 _NOT_A_LOSS = frozenset({"3D000", "53300"})
@@ -53,4 +57,6 @@ async def retry_lost_reads(run: Callable[[], Awaitable[T]]) -> T:
         except DatabaseUnavailableError as exc:
             if attempt >= READ_RETRIES or not connection_lost_mid_read(exc):
                 raise
+            # Time for the loop to see the other dead connections closed (checkout drops them).
+            await asyncio.sleep(_FIRST_BACKOFF * 2**attempt)
             attempt += 1
