@@ -310,6 +310,13 @@ async def test_haproxy_routes_by_patroni_health_checks(cluster: PatroniCluster) 
             assert await _server(db) == (leader.port, False)
             # After a switchover the same primary port leads to the new leader.
             await asyncio.to_thread(cluster.switchover)
+            # patronictl may return before every member reports the new roles: wait for them.
+            await asyncio.to_thread(
+                wait_until,
+                lambda: cluster.leader() not in (None, leader),
+                "a new leader",
+                EVENT_GUARD,
+            )
             await _healthy(cluster)
             await asyncio.to_thread(
                 wait_until, lambda: proxy.routes_to(cluster), "HAProxy's routes", EVENT_GUARD
