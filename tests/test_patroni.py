@@ -17,7 +17,7 @@ import functools
 import itertools
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,30 +150,24 @@ async def _load(db: Database, *, sessions: int = 0) -> AsyncIterator[Load]:
         known = User(username=f"k{next(_names)}", email=f"k{next(_names)}@example.org")
         s.add(known)
 
-    async def transaction_writer() -> None:
-        while not stop.is_set():
-            name = f"t{next(_names)}"
-            try:
-                await db.transaction(functools.partial(_insert, name=name))
-            except Exception as exc:
-                load.failed("transaction", exc)
-                await asyncio.sleep(0.05)
-                continue
-            load.acknowledged.append(name)
-            load.succeeded("transaction")
+    async def in_transaction(name: str) -> None:
+        await db.transaction(functools.partial(_insert, name=name))
 
-    async def session_writer() -> None:
+    async def in_session(name: str) -> None:
+        async with db.session() as s:
+            await _insert(s, name=name)
+
+    async def writer(kind: str, write: Callable[[str], Awaitable[None]]) -> None:
         while not stop.is_set():
-            name = f"s{next(_names)}"
+            name = f"{kind[0]}{next(_names)}"
             try:
-                async with db.session() as s:
-                    await _insert(s, name=name)
+                await write(name)
             except Exception as exc:
-                load.failed("session", exc)
+                load.failed(kind, exc)
                 await asyncio.sleep(0.05)
                 continue
             load.acknowledged.append(name)
-            load.succeeded("session")
+            load.succeeded(kind)
 
     async def gather_reader() -> None:
         while not stop.is_set():
@@ -202,8 +196,8 @@ async def _load(db: Database, *, sessions: int = 0) -> AsyncIterator[Load]:
             load.succeeded("read")
             await asyncio.sleep(0.01)
 
-    workers = [transaction_writer() for _ in range(WRITERS)]
-    workers += [session_writer() for _ in range(sessions)]
+    workers = [writer("transaction", in_transaction) for _ in range(WRITERS)]
+    workers += [writer("session", in_session) for _ in range(sessions)]
     workers += [gather_reader(), get_reader()]
     tasks = [asyncio.create_task(w) for w in workers]
     try:
