@@ -591,18 +591,34 @@ class PatroniCluster:
         """Wait (bounded) until there is a leader and a synchronous standby."""
         wait_until(self.healthy, "a Patroni leader and a synchronous standby", timeout)
 
-    def switchover(self) -> None:
-        """``patronictl switchover --force``: Patroni hands the leader role to a standby."""
-        leader = self.leader()
-        assert leader is not None
-        out = subprocess.run(
-            [str(self.patronictl), "-c", str(leader.config), "switchover", "--force"],
-            capture_output=True,
-            timeout=120,
-            check=False,
-        )
-        if out.returncode != 0:
-            raise RuntimeError(f"patronictl switchover failed: {out.stdout!r} {out.stderr!r}")
+    def switchover(self, timeout: float = 90.0) -> None:
+        """``patronictl switchover --force``, again until the leader role has moved (bounded).
+
+        In synchronous mode Patroni hands the role only to a synchronous standby that has
+        caught up; while none has (a standby just restarted by an earlier test), patronictl
+        may answer without anything moving, and exit 0 all the same. So each try waits for a
+        healthy cluster first and for the new leader after.
+        """
+        old = self.leader()
+        assert old is not None
+        deadline = time.monotonic() + timeout
+        answers: list[str] = []
+        while True:
+            self.wait_healthy(max(1.0, deadline - time.monotonic()))
+            out = subprocess.run(
+                [str(self.patronictl), "-c", str(old.config), "switchover", "--force"],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+            answers.append(f"exit {out.returncode}: {out.stdout[-300:]!r} {out.stderr[-300:]!r}")
+            try:
+                wait_until(lambda: self.leader() not in (None, old), "a new leader", 20.0)
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"no switchover happened: {answers}") from None
+            else:
+                return
 
 
 def _patroni_config(

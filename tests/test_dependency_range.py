@@ -19,8 +19,8 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
-# The extras the test environments install (.ci/run: -e '.[dev,examples]').
-INSTALLED_EXTRAS = ("dev", "examples", "cli", "fastapi", "testing", "otel")
+# The extras the test environments install (.ci/run: -e '.[dev,examples,bench]').
+INSTALLED_EXTRAS = ("dev", "examples", "cli", "fastapi", "testing", "otel", "bench")
 
 
 def _direct_requirements() -> list[Requirement]:
