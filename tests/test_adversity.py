@@ -406,6 +406,48 @@ async def test_a_transaction_whose_commit_is_cut_happens_exactly_once(
         assert _checked_out(db) == 0
 
 
+async def test_a_commit_still_running_when_its_answer_was_lost_is_waited_for(
+    migrated_url: str, proxy: Proxy, dsn: str
+) -> None:
+    # The COMMIT runs a deferred trigger for a second; the client's connection is cut while it
+    # runs. The new connection finds the transaction still in progress, asks again until it
+    # has committed, and returns fn's result: fn ran once. (Without the asking again it would
+    # be "outcome unknown".)
+    tag = f"slow{secrets.token_hex(4)}"
+    runs = 0
+
+    async def work(s: DALSession) -> int:
+        nonlocal runs
+        runs += 1
+        await s.execute(text("CREATE TEMP TABLE slow_commit (x int)"))
+        await s.execute(
+            text(
+                "CREATE FUNCTION pg_temp.slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$"
+            )
+        )
+        await s.execute(
+            text(
+                "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON slow_commit "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.slow_commit()"
+            )
+        )
+        await s.execute(text("INSERT INTO slow_commit VALUES (1)"))
+        s.add(User(username=tag, email=f"{tag}@example.org"))
+        return runs
+
+    async with _may_fail_over(migrated_url, proxy) as db:
+        at_commit = proxy.stall_on(b"COMMIT;", forward=True)
+        task = asyncio.create_task(db.transaction(work))
+        await asyncio.wait_for(at_commit.wait(), BOUND)
+        proxy.drop()
+        proxy.resume()
+        assert await asyncio.wait_for(task, BOUND) == 1
+        assert runs == 1
+        found = await _server_fetch(dsn, "SELECT count(*) FROM users WHERE username = $1", tag)
+        assert found == 1
+
+
 async def test_the_commit_marker_costs_one_round_trip_and_only_after_a_write(
     migrated_url: str, proxy: Proxy
 ) -> None:

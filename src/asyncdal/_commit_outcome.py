@@ -34,7 +34,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from asyncdal._errors import DatabaseUnavailableError
+from asyncdal._errors import AsyncDALError, DatabaseUnavailableError
 from asyncdal._session import DALSession
 
 __all__ = ["CommitMarker", "Outcome", "mark_commit", "outcome_of"]
@@ -43,16 +43,17 @@ _MARK = text(
     "SELECT pg_current_xact_id_if_assigned()::text, pg_current_wal_insert_lsn()::text, "
     "pg_postmaster_start_time()"
 )
-# One round trip on the new connection. pg_xact_status raises for an id the server has not
-# handed out yet, hence the guard against the snapshot's xmax (the first id not yet assigned).
-# "finished": no longer running there (a COMMIT still waiting for a synchronous standby is
-# marked committed before it is visible).
+# One round trip on the new connection. The id's status is asked only where it means the same
+# transaction (the same server, or a standby that replayed past the marker). "finished": no
+# longer running there (a COMMIT still waiting for a synchronous standby is marked committed
+# before it is visible).
 _CHECK = text(
-    "SELECT pg_postmaster_start_time() = CAST(:started AS timestamptz) AS same_server, "
+    "WITH here AS (SELECT pg_postmaster_start_time() = CAST(:started AS timestamptz) AS same, "
     "pg_last_wal_replay_lsn() >= CAST(CAST(:lsn AS text) AS pg_lsn) AS replayed, "
-    "CASE WHEN CAST(CAST(:xid AS text) AS xid8) < pg_snapshot_xmax(pg_current_snapshot()) "
-    "THEN pg_xact_status(CAST(CAST(:xid AS text) AS xid8)) END AS status, "
-    "pg_visible_in_snapshot(CAST(CAST(:xid AS text) AS xid8), pg_current_snapshot()) AS finished"
+    "CAST(CAST(:xid AS text) AS xid8) AS xid) "
+    "SELECT same, replayed, "
+    "CASE WHEN same OR replayed THEN pg_xact_status(xid) END, "
+    "pg_visible_in_snapshot(xid, pg_current_snapshot()) FROM here"
 )
 #: Checks on a connection lost again (the new primary not up yet); each connect itself waits
 #: through the failover (``failover_timeout``).
@@ -112,6 +113,10 @@ async def outcome_of(
             lost += 1
             if lost >= _CHECK_ATTEMPTS:
                 return Outcome.UNKNOWN
+        except AsyncDALError:
+            # An id this server never handed out ("in the future": a transaction that wrote
+            # only temporary tables leaves no WAL record of its id before COMMIT).
+            return Outcome.UNKNOWN
         else:
             if not same_server and replayed is False:
                 # Promoted before the COMMIT reached it: not on the surviving history.

@@ -166,7 +166,8 @@ async def run_transaction(
                     outcome = Outcome.UNKNOWN
                     if marker is not None:
                         assert deadline is not None
-                        outcome = await outcome_of(sessionmaker, marker, until=deadline)
+                        # As for a lost connection, a failover may outlast retry_for.
+                        outcome = await outcome_of(sessionmaker, marker, until=deadline + failover)
                     if outcome is Outcome.COMMITTED:
                         logger.debug("COMMIT's answer was lost; the transaction committed")
                         return result
