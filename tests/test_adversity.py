@@ -30,6 +30,7 @@ from sqlalchemy.pool import QueuePool
 
 from asyncdal import DALSession, Database, DatabaseUnavailableError, QueryTimeoutError
 from asyncdal.accounts import User
+from tests._backends import make_commit_slow
 from tests._proxy import Proxy
 
 pytestmark = pytest.mark.filterwarnings("error")
@@ -419,20 +420,7 @@ async def test_a_commit_still_running_when_its_answer_was_lost_is_waited_for(
     async def work(s: DALSession) -> int:
         nonlocal runs
         runs += 1
-        await s.execute(text("CREATE TEMP TABLE slow_commit (x int)"))
-        await s.execute(
-            text(
-                "CREATE FUNCTION pg_temp.slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$"
-            )
-        )
-        await s.execute(
-            text(
-                "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON slow_commit "
-                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.slow_commit()"
-            )
-        )
-        await s.execute(text("INSERT INTO slow_commit VALUES (1)"))
+        await make_commit_slow(s, 1)
         s.add(User(username=tag, email=f"{tag}@example.org"))
         return runs
 

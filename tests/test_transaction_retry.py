@@ -26,6 +26,7 @@ from asyncdal import (
 from asyncdal._transaction import BACKOFF_MAX
 from asyncdal.accounts import User, UserRepository
 from asyncdal.commerce import Product
+from tests._backends import make_commit_slow
 from tests._buyers import run_processes
 
 
@@ -73,20 +74,7 @@ async def test_a_backend_killed_during_commit_is_an_error_saying_the_outcome_is_
         runs += 1
         pid.append(int(await s.scalar(select(func.pg_backend_pid())) or 0))
         # A deferred constraint trigger runs at COMMIT: it keeps COMMIT busy for a while.
-        await s.execute(text("CREATE TEMP TABLE slow_commit (x int)"))
-        await s.execute(
-            text(
-                "CREATE FUNCTION pg_temp.slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$"
-            )
-        )
-        await s.execute(
-            text(
-                "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON slow_commit "
-                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION pg_temp.slow_commit()"
-            )
-        )
-        await s.execute(text("INSERT INTO slow_commit VALUES (1)"))
+        await make_commit_slow(s, 30)
         await UserRepository(s).create(username="maybe", email="maybe@example.org")
 
     async def kill_when_committing() -> None:
