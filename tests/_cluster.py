@@ -591,13 +591,21 @@ class PatroniCluster:
         """Wait (bounded) until there is a leader and a synchronous standby."""
         wait_until(self.healthy, "a Patroni leader and a synchronous standby", timeout)
 
+    def wait_for_new_leader(self, old: PatroniNode, timeout: float) -> PatroniNode:
+        """Wait (bounded) until a running leader other than ``old`` is reported; that one."""
+        wait_until(lambda: self.leader() not in (None, old), "a new leader", timeout)
+        new = self.leader()
+        assert new is not None
+        return new
+
     def switchover(self, timeout: float = 90.0) -> None:
         """``patronictl switchover --force``, again until the leader role has moved (bounded).
 
         In synchronous mode Patroni hands the role only to a synchronous standby that has
         caught up; while none has (a standby just restarted by an earlier test), patronictl
         may answer without anything moving, and exit 0 all the same. So each try waits for a
-        healthy cluster first and for the new leader after.
+        healthy cluster first and for the new leader after: when it returns, the leader has
+        moved.
         """
         old = self.leader()
         assert old is not None
@@ -613,7 +621,7 @@ class PatroniCluster:
             )
             answers.append(f"exit {out.returncode}: {out.stdout[-300:]!r} {out.stderr[-300:]!r}")
             try:
-                wait_until(lambda: self.leader() not in (None, old), "a new leader", 20.0)
+                self.wait_for_new_leader(old, 20.0)
             except RuntimeError:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"no switchover happened: {answers}") from None
