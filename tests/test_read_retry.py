@@ -53,6 +53,17 @@ async def test_a_read_whose_backend_dies_runs_again_on_a_new_connection(
     assert pid == runs[1] != runs[0]
 
 
+async def test_a_read_outlives_three_dead_connections_in_a_row(migrated_url: str, dsn: str) -> None:
+    # A switchover ends every pooled connection to the old primary; a loaded process may hand
+    # one read several of them before its loop has seen them closed.
+    runs: list[int] = []
+    async with Database.from_url(migrated_url) as db:
+        (pid,) = await db.gather(_dying_read(dsn, runs, deaths=3))
+    assert len(runs) == 4
+    assert pid == runs[3]
+    assert len(set(runs)) == 4
+
+
 async def test_a_read_that_keeps_dying_fails_after_a_bounded_number_of_runs(
     migrated_url: str, dsn: str
 ) -> None:
