@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import inspect
+from sqlalchemy import event, inspect
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -27,14 +27,24 @@ _ROWS = "asyncdal_rows"
 class VersionCheckingSession(Session):
     """A ``Session`` that names the versioned rows of a flush that hit ``StaleDataError``."""
 
+    #: The versioned rows the current (or last) flush set out to write.
+    _dal_flushing_rows: Sequence[tuple[str, object, int | None]] = ()
+
     def flush(self, objects: Sequence[Any] | None = None) -> None:
         """Flush as usual; a stale versioned row raises ``StaleDataError`` naming its rows."""
-        rows = _versioned(self)
         try:
             super().flush(objects)
         except StaleDataError as exc:
-            setattr(exc, _ROWS, rows)
+            setattr(exc, _ROWS, self._dal_flushing_rows)
             raise
+
+
+@event.listens_for(VersionCheckingSession, "before_flush")
+def _note_versioned_rows(session: Session, _context: Any, _instances: Any) -> None:
+    # Only a flush with something to write gets here: an autoflush before every query of a
+    # clean session (the common case) costs no scan of the dirty rows.
+    assert isinstance(session, VersionCheckingSession)
+    session._dal_flushing_rows = _versioned(session)
 
 
 def _versioned(session: Session) -> list[tuple[str, object, int | None]]:
@@ -53,7 +63,7 @@ def _versioned(session: Session) -> list[tuple[str, object, int | None]]:
 
 def stale_write_error(exc: StaleDataError) -> StaleWriteError:
     """The layer's error for ``exc``, naming the (first) versioned row of its flush."""
-    rows: list[tuple[str, object, int | None]] = getattr(exc, _ROWS, [])
+    rows: Sequence[tuple[str, object, int | None]] = getattr(exc, _ROWS, ())
     if not rows:
         return StaleWriteError("a row", None)
     model, key, version = rows[0]
