@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped, ORMExecuteState, relationship
 
 from asyncdal import (
+    Base,
     CheckViolationError,
     ConcurrentSessionUseError,
     DALSession,
@@ -28,8 +32,15 @@ from asyncdal import (
     ReadRepository,
 )
 from asyncdal.accounts import User, UserRepository
-from asyncdal.commerce import Order, OrderRepository, OrderStatus, Product, ProductRepository
-from asyncdal.testing.factories import ProductFactory, UserFactory, create
+from asyncdal.commerce import (
+    Order,
+    OrderItem,
+    OrderRepository,
+    OrderStatus,
+    Product,
+    ProductRepository,
+)
+from asyncdal.testing.factories import OrderItemFactory, ProductFactory, UserFactory, create
 
 
 async def _users(n: int = 5) -> list[User]:
@@ -50,6 +61,77 @@ async def test_get_missing_raises_not_found_naming_model_and_key(session: DALSes
     with pytest.raises(NotFoundError, match="User 999999 not found") as info:
         await UserRepository(session).get(999_999)
     assert (info.value.model, info.value.key) == ("User", 999_999)
+
+
+class _OrderWithItems(Base):
+    """A service's own view of ``orders``: its items loaded eagerly, by a joined load."""
+
+    __table__ = Order.__table__
+    items: Mapped[list[OrderItem]] = relationship(
+        lazy="joined", viewonly=True, order_by=OrderItem.product_id
+    )
+
+
+class _OrderWithItemsRepository(ReadRepository[_OrderWithItems]):
+    model = _OrderWithItems
+
+
+@contextmanager
+def _orm_queries(session: DALSession) -> Iterator[list[str]]:
+    """The ORM statements ``session`` runs while the block runs."""
+    sent: list[str] = []
+
+    def record(state: ORMExecuteState) -> None:
+        sent.append(str(state.statement))
+
+    event.listen(session.sync_session, "do_orm_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(session.sync_session, "do_orm_execute", record)
+
+
+async def test_get_of_an_object_in_the_session_sends_no_query(session: DALSession) -> None:
+    (user,) = await _users(1)
+    repo = UserRepository(session)
+    with _orm_queries(session) as sent:
+        assert await repo.get(user.id) is user
+        assert await repo.get((user.id,)) is user
+    assert sent == []
+
+
+async def test_get_refreshes_an_expired_object(session: DALSession) -> None:
+    (user,) = await _users(1)
+    user_id = user.id
+    await session.execute(update(User).where(User.id == user_id).values(display_name="new"))
+    session.expire(user)
+    with _orm_queries(session) as sent:
+        got = await UserRepository(session).get(user_id)
+    assert got is user
+    assert got.display_name == "new"
+    assert len(sent) == 1
+
+
+async def test_get_after_the_row_was_deleted_in_the_session_is_not_found(
+    session: DALSession,
+) -> None:
+    (user,) = await _users(1)
+    await session.delete(user)
+    await session.flush()
+    with pytest.raises(NotFoundError):
+        await UserRepository(session).get(user.id)
+
+
+async def test_get_loads_a_joined_eager_collection_once_per_row(session: DALSession) -> None:
+    # A joined load of a collection repeats the order's row once per item: the lookup must
+    # make them one object, or SQLAlchemy refuses the result.
+    items = await create(OrderItemFactory, 1)
+    order = items[0].order
+    more = await create(OrderItemFactory, 2, order=order)
+    session.expunge_all()
+    got = await _OrderWithItemsRepository(session).get(order.id)
+    assert isinstance(got, _OrderWithItems)
+    assert sorted(i.product_id for i in got.items) == sorted(i.product_id for i in [*items, *more])
 
 
 async def test_get_many_keeps_the_order_asked_for_and_skips_missing(session: DALSession) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Select,
     Table,
     UniqueConstraint,
+    bindparam,
     func,
     inspect,
     literal,
@@ -67,6 +68,7 @@ class ReadRepository(Generic[M]):
     _checks: ClassVar[dict[str, Check]]
     _pk: ClassVar[tuple[Column[Any], ...]]
     _pk_checks: ClassVar[tuple[Check, ...]]
+    _dal_lookup: ClassVar[_PrimaryKeyLookup]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Allowlists are checked once, when the class is defined, not on every call.
@@ -123,10 +125,21 @@ class ReadRepository(Generic[M]):
     async def get(self, id: Any) -> M:
         """The row with primary key ``id`` (a tuple for composite keys); else NotFoundError.
 
-        One ``session.get`` and nothing more: an object already in the session costs no query.
+        An object already in the session costs no query (it is ``session.get``'s, refreshed
+        if expired). Otherwise one query, from a statement built once per repository class:
+        SQLAlchemy then reuses its cache key instead of computing it for every lookup, which
+        is most of what ``session.get`` spends in Python before the query is sent.
         """
-        self._identity(id)
-        obj = await self.session.get(self.model, id)
+        ident = self._identity(id)
+        session = self.session
+        lookup = self._lookup()
+        obj: M | None
+        if lookup.mapper.identity_key_from_primary_key(ident) in session.identity_map:
+            obj = await session.get(self.model, ident)
+        else:
+            result = await session.execute(lookup.statement, lookup.parameters(ident))
+            rows = result.unique() if lookup.unique else result
+            obj = cast("M | None", rows.scalar_one_or_none())
         if obj is None:
             raise NotFoundError(self.model.__name__, id)
         return obj
@@ -248,6 +261,15 @@ class ReadRepository(Generic[M]):
         ordering = [key.column.desc() if key.descending else key.column.asc() for key in keys]
         return select(self.model).where(*conditions).order_by(*ordering), keys
 
+    @classmethod
+    def _lookup(cls) -> _PrimaryKeyLookup:
+        """The primary-key lookup of :meth:`get`, built on the first call (mappers configured)."""
+        lookup = cls.__dict__.get("_dal_lookup")
+        if lookup is None:
+            lookup = _PrimaryKeyLookup(cls.model, cls._pk)
+            cls._dal_lookup = lookup
+        return cast(_PrimaryKeyLookup, lookup)
+
     def _identity(self, id: Any) -> tuple[Any, ...]:
         """``id`` as a tuple of key values, each checked against its column."""
         ident = id if isinstance(id, tuple) else (id,)
@@ -267,3 +289,26 @@ class ReadRepository(Generic[M]):
     def _key(self, obj: M) -> Any:
         values = tuple(getattr(obj, column.key) for column in self._pk)
         return values[0] if len(values) == 1 else values
+
+
+class _PrimaryKeyLookup:
+    """``SELECT <model> WHERE <primary key> = <parameters>``: one statement object, reused.
+
+    Reusing the statement lets SQLAlchemy memoize its cache key; ``session.get`` builds a new
+    statement, and computes its key, on every call.
+    """
+
+    __slots__ = ("mapper", "names", "statement", "unique")
+
+    def __init__(self, model: type[Base], pk: tuple[Column[Any], ...]) -> None:
+        self.mapper = inspect(model)
+        self.names = tuple(f"asyncdal_pk_{i}" for i in range(len(pk)))
+        self.statement = select(model).where(
+            *(column == bindparam(name) for column, name in zip(pk, self.names, strict=True))
+        )
+        # Joined eager loads of a collection repeat the row: the ORM wants them made unique.
+        self.unique = any(rel.uselist and rel.lazy == "joined" for rel in self.mapper.relationships)
+
+    def parameters(self, ident: tuple[Any, ...]) -> dict[str, Any]:
+        """The statement's parameters for the key values ``ident``."""
+        return dict(zip(self.names, ident, strict=True))
