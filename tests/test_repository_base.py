@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, ORMExecuteState, relationship
+from sqlalchemy.sql import Executable
 
 from asyncdal import (
     Base,
@@ -77,12 +78,12 @@ class _OrderWithItemsRepository(ReadRepository[_OrderWithItems]):
 
 
 @contextmanager
-def _orm_queries(session: DALSession) -> Iterator[list[str]]:
+def _orm_queries(session: DALSession) -> Iterator[list[Executable]]:
     """The ORM statements ``session`` runs while the block runs."""
-    sent: list[str] = []
+    sent: list[Executable] = []
 
     def record(state: ORMExecuteState) -> None:
-        sent.append(str(state.statement))
+        sent.append(state.statement)
 
     event.listen(session.sync_session, "do_orm_execute", record)
     try:
@@ -98,6 +99,18 @@ async def test_get_of_an_object_in_the_session_sends_no_query(session: DALSessio
         assert await repo.get(user.id) is user
         assert await repo.get((user.id,)) is user
     assert sent == []
+
+
+async def test_get_runs_one_statement_object_for_every_key(session: DALSession) -> None:
+    # The reused statement is what makes Repository.get cheaper than session.get: SQLAlchemy
+    # memoizes a statement's cache key, so it is computed once, not per lookup.
+    users = await _users(2)
+    session.expunge_all()
+    with _orm_queries(session) as sent:
+        got = [await UserRepository(session).get(user.id) for user in users]
+    assert [u.id for u in got] == [u.id for u in users]
+    assert len(sent) == 2
+    assert sent[0] is sent[1]
 
 
 async def test_get_refreshes_an_expired_object(session: DALSession) -> None:
