@@ -20,13 +20,14 @@ from typing import Any, TypedDict, TypeVar
 from sqlalchemy import func, select, text
 
 from asyncdal._errors import (
+    DatabaseUnavailableError,
     InvalidQueryError,
     InvalidTypeError,
     QueryTimeoutError,
     StaleStatementError,
 )
 from asyncdal._limiter import Slots
-from asyncdal._read_retry import retry_lost_reads
+from asyncdal._read_retry import lost_read_backoff
 from asyncdal._replicas import SERVER
 from asyncdal._session import DALSession
 
@@ -74,27 +75,30 @@ class _SharedSnapshot:
             self.all_imported.set()
 
 
-async def _run_read(
-    open_read: OpenRead, read: Read[T], role: str, shared: _SharedSnapshot | None
-) -> T:
-    """Run one read in a session of its own: on the read path, or in a snapshot transaction.
+async def _run_plain_read(open_read: OpenRead, read: Read[T]) -> T:
+    """Run one read in a session of its own on the read path (one round trip per statement).
 
     A read that meets a stale cached statement (DDL elsewhere) runs once more in a new
     session: it wrote nothing, and the caches are cleared by then. So does a read whose
-    connection died (see :mod:`asyncdal._read_retry`).
+    connection died (see :mod:`asyncdal._read_retry`). One frame for all of it, since every
+    suspension of the read passes through each frame above it.
     """
-    if shared is not None:
-        return await _run_snapshot_read(open_read, read, role, shared)
-    try:
-        return await retry_lost_reads(lambda: _run_plain_read(open_read, read))
-    except StaleStatementError:
-        return await retry_lost_reads(lambda: _run_plain_read(open_read, read))
-
-
-async def _run_plain_read(open_read: OpenRead, read: Read[T]) -> T:
-    # The read path: one round trip per statement, nothing to commit or roll back.
-    async with open_read(False, None) as session:
-        return await read(session)
+    stale = False
+    lost = 0
+    while True:
+        try:
+            async with open_read(False, None) as session:
+                return await read(session)
+        except StaleStatementError:
+            if stale:
+                raise
+            stale = True
+        except DatabaseUnavailableError as exc:
+            delay = lost_read_backoff(exc, lost)
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+            lost += 1
 
 
 async def _run_snapshot_read(
@@ -211,16 +215,17 @@ async def gather_reads(
     local = asyncio.Semaphore(width) if width < len(reads) else contextlib.nullcontext()
 
     async def run(index: int, read: Read[Any]) -> None:
-        role = "export" if index == 0 else "import"
         try:
             async with local:
-                if shared is None:
-                    await slots.acquire(1)
+                if shared is not None:
+                    role = "export" if index == 0 else "import"
+                    results[index] = await _run_snapshot_read(open_read, read, role, shared)
+                    return
+                await slots.acquire(1)
                 try:
-                    results[index] = await _run_read(open_read, read, role, shared)
+                    results[index] = await _run_plain_read(open_read, read)
                 finally:
-                    if shared is None:
-                        slots.release(1)
+                    slots.release(1)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

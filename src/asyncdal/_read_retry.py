@@ -20,7 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from asyncdal._error_mapping import sqlstate_of
 from asyncdal._errors import AuthenticationError, DatabaseUnavailableError
 
-__all__ = ["READ_RETRIES", "connection_lost_mid_read", "retry_lost_reads"]
+__all__ = ["READ_RETRIES", "connection_lost_mid_read", "lost_read_backoff", "retry_lost_reads"]
 
 T = TypeVar("T")
 
@@ -48,6 +48,17 @@ def connection_lost_mid_read(exc: BaseException) -> bool:
     return isinstance(cause, DBAPIError) and sqlstate_of(cause) not in _NOT_A_LOSS
 
 
+def lost_read_backoff(exc: DatabaseUnavailableError, attempt: int) -> float | None:
+    """Seconds to wait before running a read again after ``exc``; ``None``: raise ``exc``.
+
+    ``attempt``: how many times the read already ran again (0 after its first run).
+    """
+    if attempt >= READ_RETRIES or not connection_lost_mid_read(exc):
+        return None
+    # Time for the loop to see the other dead connections closed (checkout drops them).
+    return float(_FIRST_BACKOFF * 2**attempt)
+
+
 async def retry_lost_reads(run: Callable[[], Awaitable[T]]) -> T:
     """``await run()``, again (up to :data:`READ_RETRIES` times) if its connection died."""
     attempt = 0
@@ -55,8 +66,8 @@ async def retry_lost_reads(run: Callable[[], Awaitable[T]]) -> T:
         try:
             return await run()
         except DatabaseUnavailableError as exc:
-            if attempt >= READ_RETRIES or not connection_lost_mid_read(exc):
+            delay = lost_read_backoff(exc, attempt)
+            if delay is None:
                 raise
-            # Time for the loop to see the other dead connections closed (checkout drops them).
-            await asyncio.sleep(_FIRST_BACKOFF * 2**attempt)
+            await asyncio.sleep(delay)
             attempt += 1
