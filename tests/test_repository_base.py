@@ -77,6 +77,19 @@ class _OrderWithItemsRepository(ReadRepository[_OrderWithItems]):
     model = _OrderWithItems
 
 
+class _OrderWithItemsOldSpelling(Base):
+    """The same, with ``lazy=False``: the old spelling of a joined load."""
+
+    __table__ = Order.__table__
+    items: Mapped[list[OrderItem]] = relationship(
+        lazy=False, viewonly=True, order_by=OrderItem.product_id
+    )
+
+
+class _OrderWithItemsOldSpellingRepository(ReadRepository[_OrderWithItemsOldSpelling]):
+    model = _OrderWithItemsOldSpelling
+
+
 @contextmanager
 def _orm_queries(session: DALSession) -> Iterator[list[Executable]]:
     """The ORM statements ``session`` runs while the block runs."""
@@ -135,15 +148,20 @@ async def test_get_after_the_row_was_deleted_in_the_session_is_not_found(
         await UserRepository(session).get(user.id)
 
 
-async def test_get_loads_a_joined_eager_collection_once_per_row(session: DALSession) -> None:
+@pytest.mark.parametrize(
+    "repository", [_OrderWithItemsRepository, _OrderWithItemsOldSpellingRepository]
+)
+async def test_get_loads_a_joined_eager_collection_once_per_row(
+    session: DALSession, repository: type[ReadRepository[Any]]
+) -> None:
     # A joined load of a collection repeats the order's row once per item: the lookup must
     # make them one object, or SQLAlchemy refuses the result.
     items = await create(OrderItemFactory, 1)
     order = items[0].order
     more = await create(OrderItemFactory, 2, order=order)
     session.expunge_all()
-    got = await _OrderWithItemsRepository(session).get(order.id)
-    assert isinstance(got, _OrderWithItems)
+    got = await repository(session).get(order.id)
+    assert isinstance(got, repository.model)
     assert sorted(i.product_id for i in got.items) == sorted(i.product_id for i in [*items, *more])
 
 

@@ -307,7 +307,10 @@ class _PrimaryKeyLookup:
             *(column == bindparam(name) for column, name in zip(pk, self.names, strict=True))
         )
         # Joined eager loads of a collection repeat the row: the ORM wants them made unique.
-        self.unique = any(rel.uselist and rel.lazy == "joined" for rel in self.mapper.relationships)
+        # (lazy=False is the old spelling of lazy="joined".)
+        self.unique = any(
+            rel.uselist and rel.lazy in ("joined", False) for rel in self.mapper.relationships
+        )
 
     def parameters(self, ident: tuple[Any, ...]) -> dict[str, Any]:
         """The statement's parameters for the key values ``ident``."""
