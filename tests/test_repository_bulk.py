@@ -300,3 +300,69 @@ async def test_a_wrong_enum_label_of_the_right_length_is_refused_on_copy(
     rows[2] = {**rows[2], "status": "lost"}
     with pytest.raises(InvalidQueryError, match=r"rows\[2\]: Order\.status: expected one of"):
         await repo.add_many(rows)
+
+
+# -- a failed COPY in a unit of work that commits ---------------------------------------------
+# The fixture's session never commits; these go through db.session() and db.transaction().
+
+
+@pytest.mark.parametrize("bad", [{"name": "x" * 201}, {"name": "a\x00b"}], ids=["server", "client"])
+async def test_a_bad_row_in_a_copy_writes_nothing_and_the_block_goes_on_to_commit(
+    committed_db: Database, bad: dict[str, object]
+) -> None:
+    rows = _products(10_000, "K")
+    rows[K] = {**rows[K], **bad}
+    async with committed_db.session() as s:
+        repo = ProductRepository(s)
+        with pytest.raises(InvalidQueryError, match=rf"rows\[{K}\]: Product\.name"):
+            await repo.add_many(rows)
+        assert await _count(s, "K-") == 0
+        assert await repo.add_many(_products(1_500, "K")) == 1_500
+    async with committed_db.read() as s:
+        assert await _count(s, "K-") == 1_500
+
+
+async def test_a_bad_copy_inside_db_transaction_leaves_fn_able_to_commit(
+    committed_db: Database,
+) -> None:
+    # The session of db.transaction refuses the caller's rollback: the COPY's own undoes it,
+    # and the connection stays (a bad row is the caller's input, not a broken connection).
+    rows = _products(2_000, "M")
+    rows[1_900] = {**rows[1_900], "stock": -1}
+    calls = 0
+    invalidated: list[object] = []
+
+    def record(*args: Any) -> None:
+        invalidated.append(args)
+
+    async def fn(s: DALSession) -> int:
+        nonlocal calls
+        calls += 1
+        repo = ProductRepository(s)
+        with pytest.raises(CheckViolationError, match=r"rows\[1900\]"):
+            await repo.add_many(rows)
+        return await repo.add_many(_products(1_200, "M"))
+
+    pool = committed_db.engine.sync_engine.pool
+    event.listen(pool, "invalidate", record)
+    try:
+        assert await committed_db.transaction(fn) == 1_200
+    finally:
+        event.remove(pool, "invalidate", record)
+    assert (calls, invalidated) == (1, [])
+    async with committed_db.read() as s:
+        assert await _count(s, "M-") == 1_200
+
+
+async def test_a_bad_copy_after_pending_objects_rolls_back_only_its_savepoint(
+    committed_db: Database,
+) -> None:
+    rows = _products(2_000, "P")
+    rows[1_500] = {**rows[1_500], "sku": "P-000003"}  # a duplicate
+    async with committed_db.session() as s:
+        s.add(Product(sku="P-pending", name="p", price=Decimal(1), stock=1))
+        with pytest.raises(DuplicateError, match=r"rows\[1500\]"):
+            await ProductRepository(s).add_many(rows)
+        assert s.in_transaction()  # the pending object, flushed before the COPY, is kept
+    async with committed_db.read() as s:
+        assert await _count(s, "P-") == 1
