@@ -1,7 +1,10 @@
 """B4: bulk insert: ``add_many`` vs ORM ``add_all`` vs Core ``insert()`` vs asyncpg COPY.
 
 Every contender inserts the same rows into ``users`` inside a transaction that is rolled back
-afterwards (not timed), so the seeded data stays as it was and every round starts alike.
+afterwards, and ``users`` is vacuumed (neither timed), so the seeded data stays as it was and
+every sample starts alike: the rolled-back rows would otherwise stay in the table and its
+indexes as dead entries, more with every sample, until an autovacuum cleared them in the
+middle of some later contender's sample.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
             for i in range(n)
         ]
 
+    async def vacuum() -> None:
+        async with ctx.pool.acquire() as conn:
+            await conn.execute("VACUUM users")
+
     async def add_many() -> tuple[int, float]:
         rows = fresh_rows()
         async with ctx.db.sessionmaker() as session:
@@ -49,6 +56,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
             await UserRepository(session).add_many(rows)
             elapsed = time.perf_counter() - started
             await session.rollback()
+        await vacuum()
         return n, elapsed
 
     async def orm_add_all() -> tuple[int, float]:
@@ -60,6 +68,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
             await session.flush()
             elapsed = time.perf_counter() - started
             await session.rollback()
+        await vacuum()
         return n, elapsed
 
     async def core_insert() -> tuple[int, float]:
@@ -70,6 +79,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
             await session.execute(insert(User), rows)
             elapsed = time.perf_counter() - started
             await session.rollback()
+        await vacuum()
         return n, elapsed
 
     async def copy() -> tuple[int, float]:
@@ -82,6 +92,7 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
             await conn.copy_records_to_table("users", records=records, columns=list(COLUMNS))
             elapsed = time.perf_counter() - started
             await transaction.rollback()
+        await vacuum()
         return n, elapsed
 
     def judge(outcome: Outcome) -> None:
@@ -106,8 +117,8 @@ def bulk_benchmark(ctx: BenchContext) -> Benchmark:
         notes=(
             "Timed: the insert call only (add_many, add_all + flush, execute, COPY); building "
             "the input rows, a gc.collect() just before the timer (so the collection the "
-            "freshly built rows trigger lands in no contender's time) and the final rollback "
-            "are not timed.",
+            "freshly built rows trigger lands in no contender's time), the final rollback "
+            "and the VACUUM of users after it are not timed.",
             settings_caption(ctx.db),
         ),
     )
