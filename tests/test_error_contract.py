@@ -15,8 +15,8 @@ from typing import Any, cast
 
 import asyncpg
 import pytest
+from sqlalchemy import event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy import text
 from sqlalchemy.pool import QueuePool
 
 from asyncdal import (
@@ -161,6 +161,52 @@ async def test_stale_cached_statement_is_retried_transparently(
         async with db.session() as s:  # and the next call works
             assert await read(s) == [(1, 10)]
         assert _checked_out(db) == 0
+
+
+async def test_a_stale_statement_in_a_session_on_the_callers_transaction_is_not_retried(
+    migrated_url: str, dsn: str, scratch_table: str
+) -> None:
+    # A session bound to the caller's connection shares the caller's transaction: rolling it
+    # back to run the statement again would silently drop what the caller wrote before.
+    select_all = text(f"SELECT * FROM {scratch_table} WHERE id = :id")
+    async with Database.from_url(migrated_url, pool_size=1, max_overflow=0) as db:
+        async with db.engine.connect() as conn:
+            await conn.execute(select_all, {"id": 1})  # prepared and cached on this connection
+            await conn.commit()
+            await _alter_elsewhere(dsn, scratch_table, "bigint")
+            await conn.execute(text("INSERT INTO users (username, email) VALUES ('c', 'c@x.org')"))
+            sent: list[str] = []
+
+            def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+                sent.append(statement)
+
+            event.listen(conn.sync_connection, "before_cursor_execute", record)
+            session = DALSession(bind=conn)
+            with pytest.raises(StaleStatementError):
+                await session.execute(select_all, {"id": 1})
+            assert len(sent) == 1  # not rolled back and run again
+            assert conn.in_transaction()  # the caller's, still the caller's to end
+            await session.close()
+            await conn.rollback()
+
+
+async def test_close_ends_a_failed_transaction_and_the_block_commits_what_follows(
+    committed_db: Database,
+) -> None:
+    from asyncdal import DuplicateError
+    from asyncdal.accounts import UserRepository
+
+    async with committed_db.session() as s:
+        await UserRepository(s).create(username="taken", email="taken@x.org")
+    async with committed_db.session() as s:
+        with contextlib.suppress(DuplicateError):
+            await s.execute(text("INSERT INTO users (username, email) VALUES ('taken', 'y@x.org')"))
+        await s.close()  # the failed transaction is rolled back and over
+        await UserRepository(s).create(username="after", email="after@x.org")
+    async with committed_db.session() as s:
+        names = (await s.scalars(text("SELECT username FROM users ORDER BY 1"))).all()
+    assert names == ["after", "taken"]
+    assert _checked_out(committed_db) == 0
 
 
 async def test_an_app_exception_chained_from_a_serialization_failure_is_not_retried(

@@ -22,6 +22,7 @@ from collections.abc import Callable, Coroutine, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import asyncpg
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.ext.asyncio.result import AsyncCommon
@@ -174,9 +175,14 @@ def _fresh(session: DALSession) -> bool:
     """Nothing happened in the session's transaction yet, and a rollback would lose nothing.
 
     Dirty and deleted objects are persistent ones, so in the identity map: checking the map
-    covers them without building their sets.
+    covers them without building their sets. A session bound to a caller's connection is
+    never fresh: its rollback may end the caller's own transaction (SQLAlchemy's
+    ``join_transaction_mode``), and a statement run again after it would run outside it.
     """
-    return not (session.in_transaction() or session.identity_map or session.new)
+    sync = session.sync_session
+    return not (
+        sync.in_transaction() or sync.identity_map or sync.new or isinstance(sync.bind, Connection)
+    )
 
 
 async def guarded_call(

@@ -97,10 +97,29 @@ class DALSession(AsyncSession):
         merge_all = guard(AsyncSession.merge_all)
 
     async def close(self) -> None:
-        """Close the session (SQLAlchemy's ``close``); refused inside ``db.transaction``."""
+        """Close the session (SQLAlchemy's ``close``); refused inside ``db.transaction``.
+
+        The transaction is rolled back and the connection released; the session may be used
+        again in the same block, on a new transaction that a failed statement of the old one
+        no longer stops from committing. After a call that failed in the driver itself the
+        connection is discarded, as at the end of the block.
+        """
         if self._dal_managed:
             raise TransactionUsageError(managed_message("close"))
-        await super().close()
+        await self._dal_end_transaction(super().close)
+
+    async def reset(self) -> None:
+        """Reset the session to its initial state (SQLAlchemy's ``reset``), like :meth:`close`."""
+        if self._dal_managed:
+            raise TransactionUsageError(managed_message("reset"))
+        await self._dal_end_transaction(super().reset)
+
+    async def _dal_end_transaction(self, end: Callable[[], Awaitable[None]]) -> None:
+        if self._dal_discard:
+            await self.invalidate()  # the connection's state is unknown: not back to the pool
+            self._dal_discard = False
+        await end()
+        self._dal_aborted = None  # the failed statement's transaction is over
 
     async def connection(self, *args: Any, **kwargs: Any) -> AsyncConnection:
         """The session's ``AsyncConnection``, guarded like the session itself."""
