@@ -111,6 +111,23 @@ async def _session_swallowed(db: Database, value: object) -> None:
     raise InvalidQueryError("swallowed")
 
 
+async def _read_swallowed_then_closed(db: Database, value: object) -> None:
+    # close() in the block: the connection the failed call left must not go back as it is.
+    async with db.read() as s:
+        with contextlib.suppress(AsyncDALError):
+            await s.scalar(_count_where(value))
+        await s.close()
+        raise InvalidQueryError("swallowed, then closed")
+
+
+async def _session_swallowed_then_closed(db: Database, value: object) -> None:
+    async with db.session() as s:
+        with contextlib.suppress(AsyncDALError):
+            await s.scalar(_count_where(value))
+        await s.close()
+        raise InvalidQueryError("swallowed, then closed")
+
+
 ENTRY_POINTS: dict[str, Callable[[Database, object], Awaitable[None]]] = {
     "db.read": _read,
     "db.get": _get,
@@ -123,6 +140,8 @@ ENTRY_POINTS: dict[str, Callable[[Database, object], Awaitable[None]]] = {
     "repository on db.read": _repository_read,
     "db.read, error swallowed": _read_swallowed,
     "db.session, error swallowed": _session_swallowed,
+    "db.read, error swallowed, close()": _read_swallowed_then_closed,
+    "db.session, error swallowed, close()": _session_swallowed_then_closed,
 }
 
 

@@ -268,7 +268,7 @@ async def test_nested_transaction_is_refused_and_retries_never_multiply(
     assert _checked_out(committed_db) == 0
 
 
-@pytest.mark.parametrize("call", ["commit", "rollback", "close"])
+@pytest.mark.parametrize("call", ["commit", "rollback", "close", "reset"])
 async def test_fn_calling_commit_is_refused_and_nothing_is_committed(
     committed_db: Database, call: str
 ) -> None:
