@@ -40,10 +40,9 @@ class VersionCheckingSession(Session):
 
 
 @event.listens_for(VersionCheckingSession, "before_flush")
-def _note_versioned_rows(session: Session, _context: Any, _instances: Any) -> None:
+def _note_versioned_rows(session: VersionCheckingSession, _context: Any, _instances: Any) -> None:
     # Only a flush with something to write gets here: an autoflush before every query of a
     # clean session (the common case) costs no scan of the dirty rows.
-    assert isinstance(session, VersionCheckingSession)
     session._dal_flushing_rows = _versioned(session)
 
 
