@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import asyncpg
@@ -24,7 +25,7 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select
 
-from asyncdal import AsyncDALError, Database, InvalidQueryError
+from asyncdal import AsyncDALError, DALSession, Database, InvalidQueryError
 from asyncdal.commerce import Product, ProductRepository
 from asyncdal.testing.plugin import to_dsn
 
@@ -95,37 +96,21 @@ async def _repository_read(db: Database, value: object) -> None:
         await ProductRepository(s).count({"id": value})
 
 
-async def _read_swallowed(db: Database, value: object) -> None:
-    # The caller catches the error and the block ends normally: the connection still must not
-    # go back as it is.
-    async with db.read() as s:
-        with contextlib.suppress(AsyncDALError):
-            await s.scalar(_count_where(value))
-    raise InvalidQueryError("swallowed")
+def _swallowed(
+    block: Callable[[Database], AbstractAsyncContextManager[DALSession]], *, close: bool
+) -> Callable[[Database, object], Awaitable[None]]:
+    """The caller catches the error and the block ends normally (after ``close()`` in it,
+    with ``close``): the connection the failed call left still must not go back as it is."""
 
+    async def entry(db: Database, value: object) -> None:
+        async with block(db) as s:
+            with contextlib.suppress(AsyncDALError):
+                await s.scalar(_count_where(value))
+            if close:
+                await s.close()
+        raise InvalidQueryError("swallowed")
 
-async def _session_swallowed(db: Database, value: object) -> None:
-    async with db.session() as s:
-        with contextlib.suppress(AsyncDALError):
-            await s.scalar(_count_where(value))
-    raise InvalidQueryError("swallowed")
-
-
-async def _read_swallowed_then_closed(db: Database, value: object) -> None:
-    # close() in the block: the connection the failed call left must not go back as it is.
-    async with db.read() as s:
-        with contextlib.suppress(AsyncDALError):
-            await s.scalar(_count_where(value))
-        await s.close()
-        raise InvalidQueryError("swallowed, then closed")
-
-
-async def _session_swallowed_then_closed(db: Database, value: object) -> None:
-    async with db.session() as s:
-        with contextlib.suppress(AsyncDALError):
-            await s.scalar(_count_where(value))
-        await s.close()
-        raise InvalidQueryError("swallowed, then closed")
+    return entry
 
 
 ENTRY_POINTS: dict[str, Callable[[Database, object], Awaitable[None]]] = {
@@ -138,10 +123,10 @@ ENTRY_POINTS: dict[str, Callable[[Database, object], Awaitable[None]]] = {
     "add_many": _add_many,
     "add_many COPY": _add_many_copy,
     "repository on db.read": _repository_read,
-    "db.read, error swallowed": _read_swallowed,
-    "db.session, error swallowed": _session_swallowed,
-    "db.read, error swallowed, close()": _read_swallowed_then_closed,
-    "db.session, error swallowed, close()": _session_swallowed_then_closed,
+    "db.read, error swallowed": _swallowed(Database.read, close=False),
+    "db.session, error swallowed": _swallowed(Database.session, close=False),
+    "db.read, error swallowed, close()": _swallowed(Database.read, close=True),
+    "db.session, error swallowed, close()": _swallowed(Database.session, close=True),
 }
 
 
