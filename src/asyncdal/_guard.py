@@ -219,8 +219,6 @@ async def guarded_call(
         if isinstance(result, AsyncCommon):
             # A streamed result keeps the connection busy until it is closed or exhausted.
             session._dal_add_stream(result, task)
-        elif name in _ENDS_TRANSACTION:
-            session._dal_aborted = None  # the failed transaction is over
         return result
     except Exception as exc:
         mapped = _mapped(session, exc)
@@ -254,7 +252,8 @@ def _mapped(session: DALSession, exc: Exception) -> BaseException:
         # The server failed a statement: its transaction (or the innermost savepoint) is
         # aborted, and a COMMIT would quietly roll everything back. Remember it, so the
         # layer's commit raises instead of reporting success (see DALSession.check_not_aborted).
-        session._dal_aborted = (mapped, session.sync_session.get_nested_transaction())
+        sync = session.sync_session
+        session._dal_aborted = (mapped, sync.get_transaction(), sync.get_nested_transaction())
     return mapped
 
 

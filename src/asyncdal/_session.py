@@ -66,8 +66,8 @@ class DALSession(AsyncSession):
     _dal_managed: bool = False
     #: The first ConcurrentSessionUseError raised for this session (re-raised at the end).
     _dal_misuse: ConcurrentSessionUseError | None = None
-    #: A statement the server failed in the open transaction, and the savepoint it was in.
-    _dal_aborted: tuple[AsyncDALError, Any] | None = None
+    #: A statement the server failed: its error, its transaction and the savepoint it was in.
+    _dal_aborted: tuple[AsyncDALError, Any, Any] | None = None
     #: The last retryable error (conflict, stale statement) mapped by a call of this session.
     _dal_retryable: ConcurrencyError | StaleStatementError | None = None
     #: A call failed in the driver itself: the connection's state is unknown, so at the end
@@ -119,7 +119,6 @@ class DALSession(AsyncSession):
             await self.invalidate()  # the connection's state is unknown: not back to the pool
             self._dal_discard = False
         await end()
-        self._dal_aborted = None  # the failed statement's transaction is over
 
     async def connection(self, *args: Any, **kwargs: Any) -> AsyncConnection:
         """The session's ``AsyncConnection``, guarded like the session itself."""
@@ -170,7 +169,9 @@ class DALSession(AsyncSession):
         aborted = self._dal_aborted
         if aborted is None:
             return
-        error, savepoint = aborted
+        error, transaction, savepoint = aborted
+        if transaction is not self.sync_session.get_transaction():
+            return  # that transaction is over (committed, rolled back, closed, reset)
         if savepoint is None or savepoint.is_active:
             raise error
 
