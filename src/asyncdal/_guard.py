@@ -69,14 +69,17 @@ def guard(method: _Method) -> _Method:
 
     The wrapper is a plain function returning :func:`guarded_call`'s coroutine, not a
     coroutine awaiting it: one frame less for every suspension of every database call to
-    pass through on its way in and out. Nothing runs before the coroutine is awaited.
+    pass through on its way in and out. Nothing runs before the coroutine is awaited, but
+    the streams' check of where they are called, which raises at once (as
+    :class:`GuardedConnection`'s streams do).
     """
     name = method.__name__
     if name in ("stream", "stream_scalars"):
 
         @functools.wraps(method)
         def guarded_stream(self: DALSession, *args: Any, **kwargs: Any) -> Any:
-            return _checked_stream(self, name, method, args, kwargs)
+            check_can_stream(self, f"DALSession.{name}()")
+            return guarded_call(self, name, method, args, kwargs)
 
         return cast(_Method, _mark_coroutine(guarded_stream))
 
@@ -95,17 +98,6 @@ def _mark_coroutine(function: Callable[..., Any]) -> Any:  # the caller's _Metho
     """
     mark = getattr(inspect, "markcoroutinefunction", None)
     return function if mark is None else mark(function)
-
-
-async def _checked_stream(
-    session: DALSession,
-    name: str,
-    method: Callable[..., Coroutine[Any, Any, Any]],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    check_can_stream(session, f"DALSession.{name}()")
-    return await guarded_call(session, name, method, args, kwargs)
 
 
 def managed_message(method: str) -> str:
